@@ -1,0 +1,6 @@
+"""``python -m crnn`` (and ``torchrun -m crnn train ...``)."""
+
+from crnn.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,275 @@
+"""The ``crnn`` command: argument parsing only; the work is done by the library.
+
+Errors in the user's input (a :class:`~crnn.errors.CrnnError`) print one line and
+exit with status 2; an interrupted training run exits with 130 after saving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+from pathlib import Path
+
+from crnn import __version__
+from crnn.errors import CrnnError
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--label-pattern", metavar="REGEX",
+                   help="regex with one group that extracts the label from a file stem, e.g. '(.+)_\\d+'")
+
+
+def _config_from_args(args) -> object:
+    from crnn.config import apply_overrides, load_config, parse_duration
+
+    cfg = apply_overrides(load_config(args.config), args.set)
+    if args.time_budget is not None:
+        cfg.train.time_budget = parse_duration(args.time_budget)
+    for flag, section, key in (("epochs", "train", "epochs"), ("batch_size", "train", "batch_size"),
+                               ("lr", "train", "lr"), ("device", "train", "device"), ("seed", "train", "seed"),
+                               ("workers", "data", "workers"), ("label_pattern", "data", "label_pattern"),
+                               ("arch", "model", "arch")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            setattr(getattr(cfg, section), key, value)
+    if args.amp:
+        cfg.train.amp = True
+    if args.arch is not None:
+        _apply_arch_defaults(cfg, args)
+    return cfg
+
+
+def _apply_arch_defaults(cfg, args) -> None:
+    """``--arch paper`` also picks that preset's RNN unless the config or --set chose one."""
+    from crnn.models import RNN_DEFAULTS
+
+    explicit = " ".join(args.set or [])
+    for k, v in RNN_DEFAULTS[cfg.model.arch].items():
+        if f"model.{k}" not in explicit:
+            setattr(cfg.model, k, v)
+
+
+def cmd_prepare(args) -> int:
+    from crnn.data.images import Preprocess
+    from crnn.data.prepare import prepare
+
+    pre = Preprocess(height=args.height, channels=args.channels)
+    report = prepare(args.data, args.out, pre, charset=args.charset, label_pattern=args.label_pattern,
+                     force=args.force)
+    print(report.format())
+    print(f"wrote {report.kept} samples to {args.out} (report: {Path(args.out) / 'report.json'})")
+    return 0
+
+
+def cmd_train(args) -> int:
+    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _torchrun(args)
+    from crnn.training.loop import train
+
+    cfg = _config_from_args(args)
+    result = train(cfg, args.train, args.out, val_path=args.val, resume=args.resume, init=args.init,
+                   progress=not args.no_progress)
+    if result.interrupted:
+        print(f"interrupted: saved {result.last_path}; continue with: crnn train --train {args.train} "
+              f"--out {args.out} --resume", file=sys.stderr)
+        return 130
+    print(f"best validation word accuracy {result.best_accuracy:.2%} (CER {result.best_cer:.4f}) after "
+          f"{result.epochs} epochs, {result.elapsed:.0f} s at {result.images_per_s:.0f} images/s")
+    print(f"model: {result.best_path}")
+    return 0
+
+
+def _torchrun(args) -> int:
+    """``crnn train --nproc N`` re-launches itself under torchrun on this machine."""
+    import subprocess
+
+    argv = [a for a in sys.argv[1:]]
+    i = argv.index("--nproc")
+    del argv[i:i + 2]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
+           "-m", "crnn"] + argv
+    return subprocess.call(cmd)
+
+
+def cmd_eval(args) -> int:
+    from crnn.recognizer import Recognizer
+
+    rec = Recognizer.load(args.model, device=args.device)
+    metrics, report, preds = rec.evaluate(args.data, batch_size=args.batch_size, label_pattern=args.label_pattern,
+                                          beam=args.beam, lexicon=args.lexicon)
+    summary = metrics.summary(worst=args.worst)
+    summary["skipped"] = len(report.skipped)
+    if report.unknown_chars:
+        summary["labels_with_chars_outside_model_charset"] = dict(report.unknown_chars)
+    if args.report:
+        from crnn.insight.report import write_report
+
+        page = write_report(args.report, rec, metrics, preds, report, args.data)
+        summary["report"] = str(page)
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        return 0
+    if report.skipped:
+        print(report.format(max_lines=5), file=sys.stderr)
+    print(f"model            {args.model}")
+    print(f"data             {args.data}  ({metrics.n} samples, {len(report.skipped)} skipped)")
+    print(f"word accuracy    {metrics.accuracy:.2%}  (ignoring case: {metrics.accuracy_nocase:.2%})")
+    print(f"CER              {metrics.cer:.4f}")
+    print(f"norm. edit dist. {metrics.ned:.4f}")
+    print("accuracy by label length:")
+    for length, v in summary["accuracy_by_length"].items():
+        print(f"  {length:>3} chars  {v['accuracy']:7.2%}  ({v['samples']} samples)")
+    if metrics.errors:
+        print(f"worst {min(args.worst, len(metrics.errors))} errors (truth -> prediction, confidence):")
+        for e in metrics.worst(args.worst):
+            print(f"  {e.truth!r:>20} -> {e.pred!r:<20} {e.confidence:.3f}  {e.name}")
+    if report.unknown_chars:
+        print(f"note: labels contain characters this model cannot output: {''.join(sorted(report.unknown_chars))!r}")
+    if args.report:
+        print(f"report: {summary['report']}")
+    return 0
+
+
+def expand_inputs(items: list[str]) -> list[str]:
+    """Files, folders (their images, recursively, sorted) and glob patterns -> image paths."""
+    from crnn.data.images import is_image_path
+
+    out: list[str] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and is_image_path(f))
+        elif p.exists():
+            out.append(item)
+        else:
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                raise CrnnError(f"{item}: no such file, folder or matching glob")
+            out.extend(matches)
+    if not out:
+        raise CrnnError(f"no images found in {', '.join(items)}")
+    return out
+
+
+def cmd_predict(args) -> int:
+    paths = expand_inputs(args.inputs)
+    if args.backend == "onnx":
+        from crnn.export.onnx_runtime import OnnxRecognizer
+
+        rec = OnnxRecognizer.load(args.model)
+    else:
+        from crnn.recognizer import Recognizer
+
+        rec = Recognizer.load(args.model, device=args.device)
+    preds = rec.predict(paths, batch_size=args.batch_size, beam=args.beam, lexicon=args.lexicon,
+                        on_error="report")
+    failed = 0
+    if args.format == "json":
+        print(json.dumps([p.to_dict() for p in preds], indent=2, ensure_ascii=False))
+    for p in preds:
+        if p.error:
+            failed += 1
+            print(f"error: {p.error}", file=sys.stderr)
+        elif args.format == "tsv":
+            print(f"{p.name}\t{p.text}\t{p.confidence:.4f}")
+        elif args.format == "text":
+            print(f"{p.name}: {p.text}  ({p.confidence:.2f})")
+    if failed:
+        print(f"{failed} of {len(preds)} images could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from crnn.demo import run_demo
+
+    return run_demo(Path(args.dir), time_budget=args.time_budget, count=args.count)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crnn", description="Train and use CRNN text-line recognizers.")
+    parser.add_argument("--version", action="version", version=f"crnn-ocr {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="validate a dataset and write it as LMDB, with a report")
+    p.add_argument("data", help="folder of LABEL.png images, a labels.tsv, or an LMDB")
+    p.add_argument("out", help="LMDB folder to create")
+    p.add_argument("--height", type=int, default=32, help="model input height used for the statistics")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=1)
+    p.add_argument("--charset", help="allowed characters; labels with others are skipped and counted")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists (only once the new one is done)")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a model")
+    p.add_argument("--train", required=True, help="training data: folder, labels file or LMDB")
+    p.add_argument("--val", help="validation data (default: hold out data.val_fraction of --train)")
+    p.add_argument("--out", required=True, help="run folder (config, logs, last.pt, best.pt)")
+    p.add_argument("--config", help="TOML or YAML config file")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. model.rnn_type=GRU")
+    p.add_argument("--time-budget", help="stop after this much training time: 90s, 10m, 2h")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--arch", choices=("small", "paper", "half", "mobile"), help="model preset")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--workers", type=int, help="data-loader worker processes")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16/bf16 on CUDA)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--init", metavar="MODEL", help="start from this model's weights (fine-tuning), e.g. builtin:en")
+    p.add_argument("--nproc", type=int, help="train with N processes on this machine (DDP via torchrun)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="word accuracy and CER of a model on a labelled dataset")
+    p.add_argument("model", help="checkpoint file or builtin:NAME")
+    p.add_argument("data", help="folder, labels file or LMDB")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--worst", type=int, default=10, help="how many worst errors to list")
+    p.add_argument("--report", metavar="DIR", help="also write an HTML report into DIR")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--beam", type=int, default=0, help="CTC prefix beam search width (0 = greedy)")
+    p.add_argument("--lexicon", help="word list: decode to the best-scoring word in it")
+    p.add_argument("--device", default="cpu")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="read the text of images")
+    p.add_argument("model", help="checkpoint file, exported .onnx (with --backend onnx) or builtin:NAME")
+    p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--format", choices=("text", "tsv", "json"), default="text")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--beam", type=int, default=0, help="CTC prefix beam search width (0 = greedy)")
+    p.add_argument("--lexicon", help="word list: decode to the best-scoring word in it")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="generate CAPTCHA data, train briefly, evaluate and predict")
+    p.add_argument("--dir", default="demo", help="where to put the data and the run")
+    p.add_argument("--time-budget", default="3m")
+    p.add_argument("--count", type=int, default=2000, help="training images to generate")
+    p.set_defaults(func=cmd_demo)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CrnnError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

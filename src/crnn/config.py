@@ -1,0 +1,306 @@
+"""Every hyper-parameter in one typed tree.
+
+A run is described by a :class:`Config`: read from TOML or YAML, changed from the
+command line with ``--set section.key=value``, written into the run folder as
+``config.toml`` and into every checkpoint, so evaluation, prediction and export
+never guess how a model was trained.
+
+>>> cfg = apply_overrides(Config(), ["model.rnn_type=LSTM", "train.lr=1e-3"])
+>>> cfg.model.rnn_type, cfg.train.lr
+('LSTM', 0.001)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crnn.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class DataConfig:
+    """How images become tensors and labels become targets."""
+
+    height: int = 32
+    """Every image is resized to this height, keeping its aspect ratio."""
+    channels: int = 1
+    """1 = grayscale, 3 = RGB."""
+    min_width: int = 16
+    max_width: int = 512
+    """Wider images are squeezed to this width (a warning is counted in prepare)."""
+    charset: str | None = None
+    """The alphabet. ``None`` builds it from the training labels."""
+    unknown: str = "skip"
+    """Samples whose label has characters outside ``charset``: ``skip`` them (counted), or ``error``."""
+    label_pattern: str | None = None
+    """Regex with one group, applied to file stems to extract the label (``(.+)_\\d+`` for ``HELLO_3.png``)."""
+    val_fraction: float = 0.05
+    """Share of the training data held out for validation when no ``--val`` is given."""
+    max_val: int = 2000
+    workers: int = 0
+    """Data-loader processes. 0 decodes in the training process (best for small, cached sets)."""
+    cache: bool = True
+    """Decode and resize every training image once and keep it in memory (uint8)."""
+    max_pixels: int = 40_000_000
+    """Images larger than this are refused as possible decompression bombs."""
+
+
+@dataclass
+class ModelConfig:
+    """The network. ``arch`` picks a preset; the other fields override it when set."""
+
+    arch: str = "small"
+    """``small`` (default, ~0.6 M params), ``paper`` (Shi et al., ~8.7 M), ``half`` (~2.2 M), ``mobile`` (depthwise)."""
+    channels: list[int] | None = None
+    """Width of each conv block; ``None`` keeps the preset's."""
+    rnn_type: str = "GRU"
+    """``LSTM``, ``GRU`` or ``RNN``."""
+    rnn_layers: int = 2
+    rnn_hidden: int = 128
+    dropout: float = 0.1
+    """Dropout between recurrent layers and before the classifier."""
+
+
+@dataclass
+class AugmentConfig:
+    """Random, label-preserving distortions for text lines, applied on the batch (CPU or GPU)."""
+
+    enabled: bool = True
+    rotate: float = 2.0
+    """Max rotation in degrees."""
+    shear: float = 0.15
+    scale: float = 0.08
+    translate: float = 0.04
+    """Max shift as a fraction of the image size."""
+    blur_prob: float = 0.15
+    noise_std: float = 0.04
+    contrast: float = 0.3
+    """Max relative change of contrast and brightness."""
+    invert_prob: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, schedule and bookkeeping."""
+
+    epochs: int = 1000
+    """Upper bound; with ``time_budget`` the budget usually ends the run first."""
+    time_budget: float | None = None
+    """Seconds of training (``--time-budget 10m``). The LR schedule follows elapsed time when set."""
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    """``adamw`` or ``adam``."""
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    schedule: str = "onecycle"
+    """``onecycle`` (warm-up then cosine), ``cosine``, ``constant``, or ``step``
+    (the original project's: times ``gamma`` every ``step_epochs``)."""
+    warmup: float = 0.1
+    """Share of the run spent warming up (onecycle)."""
+    step_epochs: int = 20
+    gamma: float = 0.8
+    grad_clip: float = 5.0
+    ema: float = 0.998
+    """Exponential moving average of the weights used for validation and saved as the model (0 = off)."""
+    seed: int = 0
+    device: str = "auto"
+    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1`` ..."""
+    amp: bool = False
+    """Mixed precision: bf16 on CPU, fp16/bf16 on CUDA."""
+    log_every: int = 25
+    """Write a loss line to train.log every N iterations (the original's 25)."""
+    max_bad_steps: int = 50
+    """Stop with an error after this many consecutive non-finite losses."""
+    channels_last: bool = True
+    checkpoint_every: float = 120.0
+    """Also write last.pt every this many seconds inside long epochs, so a killed run loses little."""
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        return _build(cls, d, "")
+
+
+def _build(cls: type, d: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(d, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or 'top'}' must be a table, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in d.items():
+        if key not in names:
+            raise ConfigError(f"unknown config key '{prefix}{key}' (known: {', '.join(sorted(names))})")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(value, tp, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """Check ``value`` against the annotation ``tp``, converting strings from ``--set``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args):
+            if type(None) in args:
+                return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, name)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{name}: bad value {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected a list, got {value!r}")
+        return [_coerce(v, item, name) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise ConfigError(f"{name}: expected true/false, got {value!r}")
+    if tp in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        if name.endswith("time_budget") and isinstance(value, str):
+            return parse_duration(value)
+        try:
+            if tp is int:
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                return int(float(value)) if isinstance(value, str) else int(value)
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected {tp.__name__}, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def parse_duration(text: str | float | int) -> float:
+    """``90``, ``90s``, ``10m``, ``1.5h``, ``1h30m`` -> seconds.
+
+    >>> parse_duration("10m"), parse_duration("1h30m"), parse_duration(45)
+    (600.0, 5400.0, 45.0)
+    """
+    if isinstance(text, (int, float)):
+        return float(text)
+    s = text.strip().lower()
+    total, num = 0.0, ""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        for ch in s:
+            if ch.isdigit() or ch == ".":
+                num += ch
+            elif ch in units and num:
+                total += float(num) * units[ch]
+                num = ""
+            else:
+                raise ValueError
+        if num:
+            total += float(num)
+    except ValueError:
+        raise ConfigError(f"bad duration {text!r}: use e.g. 90s, 10m, 1.5h") from None
+    if total <= 0:
+        raise ConfigError(f"bad duration {text!r}: must be positive")
+    return total
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read config ({e.strerror or e})") from None
+    try:
+        if p.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except Exception as e:  # tomllib.TOMLDecodeError / yaml.YAMLError
+        kind = "YAML" if p.suffix.lower() in (".yaml", ".yml") else "TOML"
+        raise ConfigError(f"{p}: not valid {kind}: {e}") from None
+    try:
+        return Config.from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
+    """Apply ``section.key=value`` strings (values are parsed by the key's type)."""
+    d = cfg.to_dict()
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) != 2 or parts[0] not in d:
+            raise ConfigError(f"--set {item!r}: key must be one of {', '.join(d)} followed by .name")
+        if parts[1] not in d[parts[0]]:
+            raise ConfigError(f"unknown config key '{key.strip()}' (known: {', '.join(sorted(d[parts[0]]))})")
+        d[parts[0]][parts[1]] = value
+    return Config.from_dict(d)
+
+
+def to_toml(cfg: Config) -> str:
+    """Serialise a config as TOML (``None`` values are left out: they mean 'default/auto')."""
+    lines = []
+    for section, values in cfg.to_dict().items():
+        lines.append(f"[{section}]")
+        for k, v in values.items():
+            if v is None:
+                lines.append(f"# {k} = (unset)")
+            else:
+                lines.append(f"{k} = {_toml_value(v)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(v)

@@ -1,0 +1,170 @@
+"""Opening images safely and turning them into model-ready arrays (NumPy only).
+
+Everything a model sees passes through :func:`load_image` and :func:`to_model_array`,
+in training, evaluation, prediction, export checks and the HTTP service, so the
+preprocessing can never drift between them. The exact parameters are stored in
+every checkpoint (:class:`Preprocess`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from crnn.errors import DataError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pbm", ".pgm", ".ppm"}
+
+ImageLike = str | os.PathLike | bytes | Image.Image | np.ndarray
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes a model input; saved in checkpoints and reused everywhere."""
+
+    height: int = 32
+    channels: int = 1
+    min_width: int = 16
+    max_width: int = 512
+    max_pixels: int = 40_000_000
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocess:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    def target_width(self, width: int, height: int) -> int:
+        """Width after resizing to ``self.height`` with the aspect ratio kept, clamped."""
+        w = round(width * self.height / max(height, 1))
+        return int(min(max(w, self.min_width), self.max_width))
+
+
+def _open(source: str | os.PathLike | bytes, name: str, max_pixels: int) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            w, h = img.size
+            if w * h > max_pixels:
+                raise DataError(f"{name}: image is {w}x{h} pixels, over the {max_pixels:,}-pixel limit "
+                                "(possible decompression bomb); refused")
+            img.load()
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{name}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{name}: is a folder, not an image") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        if isinstance(e, UnidentifiedImageError):
+            raise DataError(f"{name}: not an image (Pillow cannot identify it)") from None
+        raise DataError(f"{name}: refused as a possible decompression bomb ({e})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise DataError(f"{name}: truncated or corrupt image ({e})") from None
+    if img.width < 1 or img.height < 1:
+        raise DataError(f"{name}: image has no pixels")
+    return img
+
+
+def load_image(source: ImageLike, name: str | None = None, max_pixels: int = 40_000_000) -> Image.Image:
+    """Open a path, bytes, PIL image or array as an upright RGB or L image.
+
+    EXIF orientation is honoured; transparency is composited on white; 16-bit
+    and float images are rescaled to 8 bits by their own range.
+    """
+    if isinstance(source, np.ndarray):
+        return _from_array(source, name or "array")
+    if isinstance(source, Image.Image):
+        img = source
+        name = name or "image"
+    else:
+        name = name or (str(source) if not isinstance(source, bytes) else "bytes")
+        img = _open(source, name, max_pixels)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # broken EXIF must not lose an otherwise good image
+        pass
+    return _to_8bit(img)
+
+
+def _from_array(a: np.ndarray, name: str) -> Image.Image:
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
+        raise DataError(f"{name}: expected an HxW, HxWx3 or HxWx4 array, got shape {a.shape}")
+    if a.dtype != np.uint8:
+        a = a.astype(np.float64)
+        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+        if 0.0 <= lo and hi <= 1.0:
+            a = a * 255.0
+        elif hi > 255 or lo < 0:
+            a = (a - lo) * (255.0 / max(hi - lo, 1e-12))
+        a = np.nan_to_num(a).clip(0, 255).astype(np.uint8)
+    return _to_8bit(Image.fromarray(a))
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode in ("L", "RGB"):
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F", "I;16N"):
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        return Image.fromarray(a.astype(np.uint8), "L")
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or img.mode == "RGBA":
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    if mode == "1":
+        return img.convert("L")
+    return img.convert("RGB")
+
+
+def to_model_array(img: Image.Image, pre: Preprocess) -> np.ndarray:
+    """Resize to ``pre.height`` keeping the aspect ratio; uint8 array (H, W) or (H, W, 3)."""
+    img = img.convert("L" if pre.channels == 1 else "RGB")
+    w = pre.target_width(img.width, img.height)
+    if (w, pre.height) != img.size:
+        img = img.resize((w, pre.height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def prepare_image(source: ImageLike, pre: Preprocess, name: str | None = None) -> np.ndarray:
+    """:func:`load_image` then :func:`to_model_array`."""
+    return to_model_array(load_image(source, name, pre.max_pixels), pre)
+
+
+def normalize_batch(arrays: list[np.ndarray], channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stack uint8 images of one height into a float32 (B, C, H, Wmax) batch in [-1, 1].
+
+    Narrower images are padded by repeating their last column (it looks like the
+    background, unlike a black bar); the true widths are returned so the CTC input
+    lengths follow each image's real width.
+    """
+    widths = np.array([a.shape[1] for a in arrays], dtype=np.int64)
+    wmax = int(widths.max())
+    h = arrays[0].shape[0]
+    out = np.empty((len(arrays), channels, h, wmax), dtype=np.float32)
+    for i, a in enumerate(arrays):
+        a = a[:, :, None] if a.ndim == 2 else a
+        x = a.transpose(2, 0, 1).astype(np.float32) * (2.0 / 255.0) - 1.0
+        out[i, :, :, : a.shape[1]] = x
+        if a.shape[1] < wmax:
+            out[i, :, :, a.shape[1]:] = x[:, :, -1:]
+    return out, widths
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS

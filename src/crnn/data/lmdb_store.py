@@ -1,0 +1,138 @@
+"""LMDB datasets in the layout crnn.pytorch and deep-text-recognition-benchmark use.
+
+Keys: ``num-samples`` (ASCII int), ``image-%09d`` (the encoded image file bytes),
+``label-%09d`` (UTF-8 label), indices starting at 1. We add ``crnn-meta``: a JSON
+object (charset, image height, the prepare report) that other tools ignore.
+
+Writing goes to a temporary folder beside the target that is renamed into place
+only when complete, so an interrupted or failed write never leaves a half
+dataset under the requested name, nor destroys one that was there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+META_KEY = b"crnn-meta"
+
+# py-lmdb refuses to open one environment twice in a process, so readers of the
+# same dataset (say --train and --val pointing at one LMDB) share a handle.
+# Keyed by pid too: a handle must not cross a fork into loader workers.
+_READ_ENVS: dict[tuple[str, int], lmdb.Environment] = {}
+
+
+def _read_env(path: Path) -> lmdb.Environment:
+    key = (str(path.resolve()), os.getpid())
+    env = _READ_ENVS.get(key)
+    if env is None:
+        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=256)
+        _READ_ENVS[key] = env
+    return env
+
+
+def is_lmdb(path: str | os.PathLike) -> bool:
+    """True for a folder holding an LMDB environment (``data.mdb``)."""
+    p = Path(path)
+    return p.is_dir() and (p / "data.mdb").is_file()
+
+
+class LmdbWriter:
+    """Write samples to a new LMDB dataset, atomically.
+
+    >>> with LmdbWriter("out.lmdb") as w:          # doctest: +SKIP
+    ...     w.add(open("HELLO.png", "rb").read(), "HELLO")
+    ...     w.set_meta({"height": 32})
+    """
+
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False, map_size: int = 1 << 40):
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise FileExistsError(f"{self.path}: already exists (pass --force to replace it)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        self._env = lmdb.open(str(self._tmp), map_size=map_size, subdir=True, lock=False)
+        self._txn = self._env.begin(write=True)
+        self.count = 0
+        self._meta: dict[str, Any] = {}
+
+    def add(self, image_bytes: bytes, label: str) -> None:
+        self.count += 1
+        self._txn.put(b"image-%09d" % self.count, image_bytes)
+        self._txn.put(b"label-%09d" % self.count, label.encode("utf-8"))
+        if self.count % 1000 == 0:  # keep transactions bounded
+            self._txn.commit()
+            self._txn = self._env.begin(write=True)
+
+    def set_meta(self, meta: dict[str, Any]) -> None:
+        self._meta = dict(meta)
+
+    def commit(self) -> Path:
+        self._txn.put(b"num-samples", str(self.count).encode())
+        self._txn.put(META_KEY, json.dumps(self._meta, ensure_ascii=False).encode("utf-8"))
+        self._txn.commit()
+        self._env.sync(True)
+        self._env.close()
+        if self.path.exists():
+            old = self.path.with_name(self.path.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(self.path, old)
+            os.replace(self._tmp, self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self._txn.abort()
+            self._env.close()
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> LmdbWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class LmdbReader:
+    """Random access to a prepared LMDB dataset; safe to use from loader workers.
+
+    The environment is opened read-only, without locking, once per process.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        with _read_env(self.path).begin() as txn:
+            raw = txn.get(b"num-samples")
+            if raw is None:
+                raise ValueError(f"{self.path}: LMDB has no 'num-samples' key, so it is not a text-recognition dataset")
+            self.num_samples = int(raw)
+            meta = txn.get(META_KEY)
+        self.meta: dict[str, Any] = json.loads(meta) if meta else {}
+
+    def _txn_env(self) -> lmdb.Environment:
+        return _read_env(self.path)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def label(self, index: int) -> str:
+        """Label of sample ``index`` (0-based)."""
+        with self._txn_env().begin() as txn:
+            return txn.get(b"label-%09d" % (index + 1)).decode("utf-8")
+
+    def image_bytes(self, index: int) -> bytes:
+        with self._txn_env().begin() as txn:
+            return bytes(txn.get(b"image-%09d" % (index + 1)))

@@ -1,0 +1,173 @@
+"""Where samples come from: a folder of label-named images, a labels file, or an LMDB.
+
+Wherever the CLI asks for a dataset, all three are accepted; :func:`open_source`
+tells them apart. A source only *lists* samples (name, label, how to get the
+bytes); decoding and validation happen in :mod:`crnn.data.validate`, so the
+same checks apply to every kind of source.
+
+Rules for a folder:
+- if it holds ``labels.tsv``, ``labels.txt`` or ``gt.txt``, that file is used;
+- if it holds ``data.mdb`` it is an LMDB dataset;
+- otherwise every image below it (subfolders too) is a sample whose label is the
+  file stem (``HELLO.png`` -> ``HELLO``), or the first group of ``label_pattern``
+  matched against the stem (``(.+)_\\d+`` turns ``HELLO_3.png`` into ``HELLO``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crnn.charset import normalize
+from crnn.data.images import is_image_path
+from crnn.data.lmdb_store import LmdbReader, is_lmdb
+from crnn.errors import DataError
+
+LABEL_FILES = ("labels.tsv", "labels.txt", "gt.txt")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One listed sample: ``name`` is what messages show (a path or an LMDB key)."""
+
+    name: str
+    label: str
+    path: Path | None = None
+    index: int | None = None
+
+
+@dataclass
+class Source:
+    """The samples of one dataset, plus what was skipped while listing it and why."""
+
+    location: Path
+    kind: str
+    records: list[Record]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    _reader: LmdbReader | None = None
+
+    def read_bytes(self, rec: Record) -> bytes:
+        if rec.path is not None:
+            try:
+                return rec.path.read_bytes()
+            except OSError as e:
+                raise DataError(f"{rec.name}: unreadable file ({e.strerror or e})") from None
+        assert self._reader is not None and rec.index is not None
+        return self._reader.image_bytes(rec.index)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def open_source(path: str | os.PathLike, label_pattern: str | None = None) -> Source:
+    """List the samples of a folder, labels file or LMDB dataset (see module doc)."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such file or folder")
+    if p.is_file():
+        if p.name == "data.mdb":
+            return _lmdb(p.parent)
+        return _labels_file(p)
+    if is_lmdb(p):
+        return _lmdb(p)
+    for name in LABEL_FILES:
+        if (p / name).is_file():
+            return _labels_file(p / name)
+    return _folder(p, label_pattern)
+
+
+def _compile(label_pattern: str | None) -> re.Pattern[str] | None:
+    if label_pattern is None:
+        return None
+    try:
+        rx = re.compile(label_pattern)
+    except re.error as e:
+        raise DataError(f"--label-pattern {label_pattern!r}: not a valid regular expression ({e})") from None
+    if rx.groups < 1:
+        raise DataError(f"--label-pattern {label_pattern!r}: needs one (group) that captures the label")
+    return rx
+
+
+def _folder(root: Path, label_pattern: str | None) -> Source:
+    rx = _compile(label_pattern)
+    records, skipped = [], []
+    files = sorted(f for f in root.rglob("*") if f.is_file() and not any(part.startswith(".") for part in
+                                                                         f.relative_to(root).parts))
+    for f in files:
+        name = str(f)
+        if not is_image_path(f):
+            skipped.append((name, f"not an image file extension ({f.suffix or 'none'})"))
+            continue
+        stem = normalize(f.stem)
+        if rx is not None:
+            m = rx.fullmatch(stem)
+            if m is None:
+                skipped.append((name, f"file name does not match --label-pattern {rx.pattern!r}"))
+                continue
+            stem = m.group(1) or ""
+        if not stem.strip():
+            skipped.append((name, "empty label"))
+            continue
+        records.append(Record(name, stem, path=f))
+    if not records and not skipped:
+        raise DataError(f"{root}: folder is empty (expected images named LABEL.png, or a labels.tsv)")
+    return Source(root, "folder", records, skipped)
+
+
+def _labels_file(file: Path) -> Source:
+    base = file.parent
+    try:
+        raw = file.read_bytes()
+    except OSError as e:
+        raise DataError(f"{file}: cannot read labels file ({e.strerror or e})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{file}: line {line} is not valid UTF-8 (labels files must be UTF-8)") from None
+    records, skipped = [], []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{file}:{lineno}"
+        cols = line.split("\t")
+        if len(cols) < 2:
+            skipped.append((where, "no TAB between path and label"))
+            continue
+        rel, label = cols[0].strip(), normalize(cols[1].strip())
+        if not rel:
+            skipped.append((where, "empty path"))
+            continue
+        if not label:
+            skipped.append((where, f"empty label for {rel}"))
+            continue
+        # Lexical check, so a symlinked image folder inside the data folder still works.
+        norm = os.path.normpath(rel)
+        if os.path.isabs(rel) or norm == ".." or norm.startswith(".." + os.sep):
+            skipped.append((where, f"path {rel!r} points outside the data folder"))
+            continue
+        target = base / norm
+        if not target.is_file():
+            skipped.append((where, f"file not found: {rel}"))
+            continue
+        records.append(Record(str(target), label, path=target))
+    if not records and not skipped:
+        raise DataError(f"{file}: labels file is empty")
+    return Source(file, "labels", records, skipped)
+
+
+def _lmdb(root: Path) -> Source:
+    try:
+        reader = LmdbReader(root)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    except Exception as e:  # lmdb.Error and friends
+        raise DataError(f"{root}: cannot open LMDB dataset ({e})") from None
+    records = [Record(f"{root}#{i + 1}", normalize(reader.label(i)), index=i) for i in range(len(reader))]
+    if not records:
+        raise DataError(f"{root}: LMDB dataset has no samples")
+    return Source(root, "lmdb", records, [], reader.meta, reader)

@@ -1,0 +1,152 @@
+"""Decode and check every sample of a source, counting what is skipped and why.
+
+Used by ``crnn prepare`` (which then writes the survivors to LMDB) and by
+training (which keeps the decoded, resized uint8 arrays in memory), so both
+apply exactly the same rules and report them the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from crnn.charset import Charset
+from crnn.data.images import Preprocess, load_image, to_model_array
+from crnn.data.sources import Record, Source
+from crnn.errors import DataError
+
+
+@dataclass
+class Report:
+    """What a pass over a dataset found; printed by prepare and train."""
+
+    location: str
+    total: int = 0
+    kept: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    unknown_chars: Counter[str] = field(default_factory=Counter)
+    label_lengths: list[int] = field(default_factory=list)
+    widths: list[int] = field(default_factory=list)
+    heights: list[int] = field(default_factory=list)
+    squeezed: int = 0
+
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped.append((name, reason))
+
+    def reasons(self) -> Counter[str]:
+        """Skip reasons grouped by their kind (the text before any colon or parenthesis)."""
+        return Counter(_reason_kind(r) for _, r in self.skipped)
+
+    def to_dict(self) -> dict:
+        return {
+            "location": self.location,
+            "total": self.total,
+            "kept": self.kept,
+            "skipped": len(self.skipped),
+            "skipped_by_reason": dict(self.reasons()),
+            "skipped_examples": [{"file": n, "reason": r} for n, r in self.skipped[:50]],
+            "unknown_chars": dict(self.unknown_chars.most_common()),
+            "label_length": _stats(self.label_lengths),
+            "image_width": _stats(self.widths),
+            "image_height": _stats(self.heights),
+            "squeezed_to_max_width": self.squeezed,
+        }
+
+    def format(self, max_lines: int = 20) -> str:
+        """A readable summary: counts, reasons, examples, statistics."""
+        lines = [f"{self.location}: {self.kept} usable samples of {self.total}, {len(self.skipped)} skipped"]
+        for reason, n in self.reasons().most_common():
+            lines.append(f"  skipped {n:6d} x {reason}")
+        for name, reason in self.skipped[:max_lines]:
+            lines.append(f"    {name}: {reason}")
+        if len(self.skipped) > max_lines:
+            lines.append(f"    ... and {len(self.skipped) - max_lines} more (see the JSON report)")
+        if self.unknown_chars:
+            chars = ", ".join(f"{c!r} x{n}" for c, n in self.unknown_chars.most_common(20))
+            lines.append(f"  characters outside the charset: {chars}")
+        for title, values in (("label length", self.label_lengths), ("image width", self.widths),
+                              ("image height", self.heights)):
+            s = _stats(values)
+            if s:
+                lines.append(f"  {title}: min {s['min']}, mean {s['mean']:.1f}, median {s['median']}, max {s['max']}")
+        if self.squeezed:
+            lines.append(f"  {self.squeezed} images were wider than max_width after resizing and will be squeezed")
+        return "\n".join(lines)
+
+
+def _reason_kind(reason: str) -> str:
+    for sep in (":", " ("):
+        if sep in reason:
+            reason = reason.split(sep, 1)[0]
+    return reason
+
+
+def _stats(values: list[int]) -> dict:
+    if not values:
+        return {}
+    a = np.asarray(values)
+    return {"min": int(a.min()), "mean": float(a.mean()), "median": int(np.median(a)), "max": int(a.max())}
+
+
+@dataclass
+class Checked:
+    """A sample that passed every check."""
+
+    record: Record
+    label: str
+    array: np.ndarray
+    data: bytes
+
+
+def check_samples(source: Source, pre: Preprocess, charset: Charset | None = None,
+                  report: Report | None = None, dedupe: bool = False,
+                  label_ok: Callable[[str, int], str | None] | None = None) -> Iterator[Checked]:
+    """Yield every usable sample of ``source``; record the others in ``report``.
+
+    ``charset``: labels with characters outside it are skipped and their
+    characters counted. ``label_ok(label, width)`` may return a reason to skip
+    (training uses it for labels too long for the model's output length).
+    """
+    report = report if report is not None else Report(str(source.location))
+    report.total += len(source.records) + len(source.skipped)
+    report.skipped.extend(source.skipped)
+    seen: dict[bytes, str] = {}
+    for rec in source.records:
+        try:
+            data = source.read_bytes(rec)
+            if not data:
+                raise DataError(f"{rec.name}: empty file (0 bytes)")
+            img = load_image(data, rec.name, pre.max_pixels)
+        except DataError as e:
+            report.skip(rec.name, str(e).removeprefix(f"{rec.name}: "))
+            continue
+        label = rec.label
+        if charset is not None:
+            bad = charset.unknown(label)
+            if bad:
+                report.unknown_chars.update(bad)
+                report.skip(rec.name, f"characters outside the charset: {''.join(sorted(bad))!r}")
+                continue
+        if dedupe:
+            digest = hashlib.blake2b(data + b"\0" + label.encode(), digest_size=16).digest()
+            if digest in seen:
+                report.skip(rec.name, f"duplicate of {seen[digest]}")
+                continue
+            seen[digest] = rec.name
+        array = to_model_array(img, pre)
+        if label_ok is not None:
+            why = label_ok(label, array.shape[1])
+            if why:
+                report.skip(rec.name, why)
+                continue
+        if round(img.width * pre.height / img.height) > pre.max_width:
+            report.squeezed += 1
+        report.kept += 1
+        report.label_lengths.append(len(label))
+        report.widths.append(img.width)
+        report.heights.append(img.height)
+        yield Checked(rec, label, array, data)

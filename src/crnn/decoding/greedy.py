@@ -1,0 +1,39 @@
+"""Best-path (greedy) CTC decoding in NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from crnn.decoding.types import DecodeResult
+
+
+def greedy_decode(log_probs: np.ndarray, blank: int = 0) -> DecodeResult:
+    """Take the most likely class per frame, merge repeats, drop blanks.
+
+    The score is the best path's log-probability (sum of the per-frame maxima),
+    a lower bound of the true sequence probability.
+
+    >>> import numpy as np
+    >>> lp = np.log(np.array([[0.1, 0.9, 0.0], [0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.1, 0.1, 0.8]]) + 1e-12)
+    >>> greedy_decode(lp).indices
+    (1, 2)
+    """
+    if log_probs.ndim != 2:
+        raise ValueError(f"expected a (T, C) matrix, got shape {log_probs.shape}")
+    if log_probs.shape[0] == 0:
+        return DecodeResult((), 0.0, ())
+    best = log_probs.argmax(axis=1)
+    score = float(log_probs[np.arange(len(best)), best].sum())
+    keep = best != blank
+    keep[1:] &= best[1:] != best[:-1]
+    frames = np.nonzero(keep)[0]
+    return DecodeResult(tuple(int(i) for i in best[frames]), score, tuple(int(f) for f in frames))
+
+
+def greedy_decode_batch(log_probs: np.ndarray, lengths: np.ndarray | None = None, blank: int = 0) -> list[DecodeResult]:
+    """Decode a ``(B, T, C)`` batch; ``lengths`` gives each sample's valid frames."""
+    out = []
+    for b in range(log_probs.shape[0]):
+        t = log_probs.shape[1] if lengths is None else int(lengths[b])
+        out.append(greedy_decode(log_probs[b, :t], blank))
+    return out

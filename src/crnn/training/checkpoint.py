@@ -1,0 +1,128 @@
+"""Checkpoint files: one self-contained file per model, written atomically, loaded safely.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, saved
+with ``torch.save`` and read back with ``torch.load(weights_only=True)``: opening a
+model file never runs code from it (a pickle with a ``__reduce__`` payload is
+refused). It carries everything eval, predict, export and serve need:
+
+- ``format`` / ``version``: what this file is, so other files get a clear error;
+- ``config``: the full training :class:`~crnn.config.Config` as a dict;
+- ``charset`` and ``preprocess``: how text and images map to the model;
+- ``model``: the weights (the EMA weights when EMA is on);
+- ``train_state`` (``last.pt`` only): optimizer, schedule position, RNG states.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from crnn.errors import ModelFileError
+
+FORMAT = "crnn-ocr-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` via a temporary file, fsync and rename.
+
+    A crash, a kill or a full disk at any moment leaves either the old file or
+    the new one under ``path``, never a torn one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:  # some file systems refuse fsync on folders; the rename is still atomic
+        pass
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a checkpoint; every failure is a one-line :class:`ModelFileError`."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: model file not found")
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder; give a model file such as {path / 'best.pt'}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        if "weights_only" in text.lower() or "Unsupported" in text:
+            detail = next((ln.strip() for ln in text.splitlines() if "Unsupported" in ln), "unsafe content")
+            raise ModelFileError(f"{path}: refused: the file would import or run code, which a model file never "
+                                 f"needs ({detail.split(' was not')[0][:160]})") from None
+        msg = text.splitlines()[0] if text else "unsafe content"
+        raise ModelFileError(f"{path}: not a model file of this toolkit ({msg[:160]})") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ModelFileError(f"{path}: not a readable model file (truncated or from another program: "
+                             f"{first[:160]})") from None
+    except Exception as e:  # anything else torch.load may raise on garbage input
+        raise ModelFileError(f"{path}: not a readable model file ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a checkpoint of this toolkit (no '{FORMAT}' marker; "
+                             "a bare state_dict or another program's file?)")
+    version = ckpt.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise ModelFileError(f"{path}: checkpoint format version {version} is newer than this toolkit "
+                             f"understands ({VERSION}); upgrade crnn-ocr")
+    for key in ("config", "charset", "preprocess", "model"):
+        if key not in ckpt:
+            raise ModelFileError(f"{path}: checkpoint is missing '{key}'")
+    n_out = ckpt["model"].get("fc.weight")
+    if n_out is None or n_out.shape[0] != len(ckpt["charset"]) + 1:
+        raise ModelFileError(f"{path}: charset has {len(ckpt['charset'])} characters but the output layer has "
+                             f"{None if n_out is None else n_out.shape[0]} classes (expected charset + blank)")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], name: str = "model"):
+    """Rebuild the model a checkpoint describes and load its weights.
+
+    Returns ``(model, charset, preprocess, config)``; the model is in eval mode on the CPU.
+    """
+    from crnn.charset import Charset
+    from crnn.config import Config
+    from crnn.data.images import Preprocess
+    from crnn.errors import ConfigError
+    from crnn.models import build_model
+
+    try:
+        cfg = Config.from_dict(ckpt["config"])
+    except ConfigError as e:
+        raise ModelFileError(f"{name}: checkpoint config is not understood ({e})") from None
+    charset = Charset(ckpt["charset"])
+    pre = Preprocess.from_dict(ckpt["preprocess"])
+    try:
+        model = build_model(cfg.model, charset.num_classes, pre.channels, pre.height)
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, ValueError) as e:
+        first = str(e).splitlines()[0]
+        raise ModelFileError(f"{name}: weights do not fit the model the checkpoint describes ({first[:200]})") from None
+    return model.eval(), charset, pre, cfg

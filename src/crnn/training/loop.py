@@ -1,0 +1,446 @@
+"""The training loop: CTC on a CRNN, with validation, checkpoints, resume and a time budget.
+
+One call, :func:`train`, does a whole run into a run folder::
+
+    runs/exp1/
+      config.toml   the exact configuration
+      train.log     the original project's log lines (time, epoch, LR, loss every N iterations)
+      metrics.csv   one row per epoch: loss, validation accuracy and CER, LR, images/s
+      last.pt       written every epoch (and every few minutes), with optimizer/RNG state: --resume
+      best.pt       the best validation word accuracy so far
+
+What makes CTC training behave: log-softmax outputs, each sample's true input
+length (from its real width, not the padded one), ``zero_infinity`` so an
+impossible alignment gives no NaN, gradient clipping, and a warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from crnn.charset import Charset
+from crnn.config import Config, to_toml
+from crnn.data.augment import augment_batch
+from crnn.data.dataset import Batch, TextLineDataset, WidthBucketSampler, collate
+from crnn.data.images import Preprocess
+from crnn.data.sources import open_source
+from crnn.errors import CrnnError, DataError
+from crnn.inference import run_model
+from crnn.metrics import TextMetrics
+from crnn.models import build_model, count_parameters
+from crnn.training import distributed as dist_utils
+from crnn.training.checkpoint import load_checkpoint, save_checkpoint
+from crnn.training.data_setup import load_dataset, split_validation
+from crnn.training.ema import EMA
+from crnn.training.runlog import RunLog
+from crnn.training.schedule import learning_rate
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CrnnError(f"device {name!r} asked for, but CUDA is not available on this machine")
+    return dev
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where the hardware supports it (CPU, recent GPUs), else fp16."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_path: Path
+    last_path: Path
+    best_accuracy: float
+    best_cer: float
+    epochs: int
+    steps: int
+    elapsed: float
+    images_per_s: float
+    interrupted: bool = False
+    history: list[dict] = field(default_factory=list)
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM so the loop can save ``last.pt`` and leave cleanly."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._old: dict[int, object] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _transfer_weights(model: torch.nn.Module, init: dict, charset: Charset, init_charset: Charset, log) -> None:
+    """Load ``init`` weights into ``model``; rows of the output layer follow the characters both charsets share."""
+    own = model.state_dict()
+    loaded, skipped = 0, []
+    for k, v in init.items():
+        if k in own and own[k].shape == v.shape and not k.startswith("fc."):
+            own[k] = v
+            loaded += 1
+        elif not k.startswith("fc."):
+            skipped.append(k)
+    if skipped:
+        raise CrnnError(f"--init model has a different architecture (first mismatch: {skipped[0]})")
+    shared = [c for c in charset.chars if c in init_charset]
+    for k in ("fc.weight", "fc.bias"):
+        src = init[k]
+        dst = own[k].clone()
+        dst[0] = src[0]  # blank
+        for c in shared:
+            dst[charset.index(c)] = src[init_charset.index(c)]
+        own[k] = dst
+    model.load_state_dict(own)
+    if charset != init_charset:
+        new = [c for c in charset.chars if c not in init_charset]
+        log(f"fine-tuning: output layer rebuilt for the new charset ({len(shared)} of {len(charset)} characters "
+            f"kept from the init model{', new: ' + repr(''.join(new)) if new else ''}); all other layers kept")
+
+
+def _rng_state(aug_gen: torch.Generator) -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "augment": aug_gen.get_state(),
+        "python": list(random.getstate()[1]),
+        "python_version": random.getstate()[0],
+        "python_gauss": random.getstate()[2],
+    }
+
+
+def _set_rng_state(state: dict, aug_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    aug_gen.set_state(state["augment"])
+    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+
+
+def train(cfg: Config, train_path: str | os.PathLike, out_dir: str | os.PathLike,
+          val_path: str | os.PathLike | None = None, resume: bool = False, init: str | None = None,
+          progress: bool = True, log=print) -> TrainResult:
+    """Train a model on ``train_path`` (folder, labels file or LMDB) into ``out_dir``.
+
+    ``resume`` continues from ``out_dir/last.pt`` (model, optimizer, schedule, epoch, RNG);
+    ``init`` starts from another model's weights (fine-tuning; the output layer is
+    rebuilt if the charset differs). Raises :class:`~crnn.errors.CrnnError` for bad input.
+    """
+    run = Path(out_dir)
+    last_path, best_path = run / "last.pt", run / "best.pt"
+    state = None
+    if resume:
+        if not last_path.exists():
+            raise CrnnError(f"{last_path}: nothing to resume (no last.pt in {run})")
+        state = load_checkpoint(last_path)
+        if "train_state" not in state:
+            raise CrnnError(f"{last_path}: has no training state to resume from")
+        cfg = Config.from_dict({**state["config"], "train": {**state["config"]["train"],
+                                                             **_changed_budget(cfg, state)}})
+    elif last_path.exists():
+        raise CrnnError(f"{run}: already holds a run (last.pt); use --resume to continue it or another --out")
+
+    ctx = dist_utils.context()
+    is_main = ctx.rank == 0
+    say = log if is_main else (lambda *_: None)
+    device = resolve_device(cfg.train.device) if not ctx.distributed else ctx.device(cfg.train.device)
+    seed = cfg.train.seed
+    random.seed(seed)
+    torch.manual_seed(seed)
+    aug_gen = torch.Generator().manual_seed(seed * 1000 + ctx.rank + 1)
+
+    # Fine-tuning takes its architecture and preprocessing from the init model.
+    init_ckpt = None
+    if init is not None and state is None:
+        from crnn.builtin import resolve_model_path
+
+        init_ckpt = load_checkpoint(resolve_model_path(init))
+        init_cfg = Config.from_dict(init_ckpt["config"])
+        cfg.model = init_cfg.model
+        pre_i = Preprocess.from_dict(init_ckpt["preprocess"])
+        cfg.data.height, cfg.data.channels = pre_i.height, pre_i.channels
+        cfg.data.min_width, cfg.data.max_width = pre_i.min_width, pre_i.max_width
+
+    pre = Preprocess(cfg.data.height, cfg.data.channels, cfg.data.min_width, cfg.data.max_width, cfg.data.max_pixels)
+    source = open_source(train_path, cfg.data.label_pattern)
+    if state is not None:
+        charset = Charset(state["charset"])
+    elif cfg.data.charset:
+        charset = Charset(cfg.data.charset)
+    else:
+        charset = Charset.from_labels(r.label for r in source.records)
+        say(f"charset built from the training labels: {len(charset)} characters {charset.chars!r}")
+    cfg.data.charset = charset.chars
+
+    model = build_model(cfg.model, charset.num_classes, pre.channels, pre.height)
+    loaded = load_dataset(source, pre, charset, model.output_length)
+    say(loaded.report.format(max_lines=10))
+    train_ds: TextLineDataset = loaded.dataset
+    if val_path is not None:
+        vsrc = open_source(val_path, cfg.data.label_pattern)
+        vloaded = load_dataset(vsrc, pre, charset, model.output_length)
+        if vloaded.report.skipped:
+            say(vloaded.report.format(max_lines=5))
+        val_ds: TextLineDataset | None = vloaded.dataset
+    else:
+        train_ds, val_ds = split_validation(train_ds, cfg.data.val_fraction, cfg.data.max_val, seed)
+        if val_ds is None:
+            say(f"only {len(train_ds)} samples: no validation split, validating on the training data")
+            val_ds = train_ds
+        else:
+            say(f"no --val given: holding out {len(val_ds)} of {len(train_ds) + len(val_ds)} training samples "
+                f"(data.val_fraction={cfg.data.val_fraction}) for validation")
+
+    if init_ckpt is not None:
+        _transfer_weights(model, init_ckpt["model"], charset, Charset(init_ckpt["charset"]), say)
+    say(f"model: {cfg.model.arch} ({cfg.model.rnn_type} {cfg.model.rnn_layers}x{cfg.model.rnn_hidden}), "
+        f"{count_parameters(model):,} parameters, {charset.num_classes} classes; device {device}")
+
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    ema = EMA(model, cfg.train.ema) if cfg.train.ema > 0 else None
+    if cfg.train.optimizer not in ("adamw", "adam"):
+        raise CrnnError(f"train.optimizer must be adamw or adam, not {cfg.train.optimizer!r}")
+    opt_cls = torch.optim.AdamW if cfg.train.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(model.parameters(), lr=cfg.train.lr,
+                        weight_decay=cfg.train.weight_decay if cfg.train.optimizer == "adamw" else 0.0)
+    ddp_model = ctx.wrap(model)
+
+    sampler = WidthBucketSampler(train_ds.widths, cfg.train.batch_size, seed=seed, drop_last=len(train_ds) >=
+                                 cfg.train.batch_size * 4, rank=ctx.rank, world=ctx.world)
+    loader = torch.utils.data.DataLoader(
+        train_ds, batch_sampler=sampler, num_workers=cfg.data.workers,
+        collate_fn=lambda s: collate(s, pre.channels), pin_memory=device.type == "cuda",
+        persistent_workers=cfg.data.workers > 0,
+        # Its own generator: creating an iterator would otherwise draw from the global RNG and make a
+        # resumed run's dropout masks differ from an uninterrupted run's.
+        generator=torch.Generator().manual_seed(seed))
+    steps_per_epoch = len(sampler)
+    total_steps = max(1, steps_per_epoch * cfg.train.epochs)
+
+    ts = {"epoch": 0, "step": 0, "batch_in_epoch": 0, "elapsed": 0.0, "best_acc": -1.0, "best_cer": math.inf,
+          "images": 0}
+    if state is not None:
+        t_state = state["train_state"]
+        model.load_state_dict(t_state["raw_model"])
+        optimizer.load_state_dict(t_state["optimizer"])
+        if ema is not None and t_state.get("ema") is not None:
+            ema.load_state_dict(t_state["ema"])
+        _set_rng_state(t_state["rng"], aug_gen)
+        ts.update({k: t_state[k] for k in ts})
+        say(f"resuming {run} at epoch {ts['epoch'] + 1}, step {ts['step']}, {ts['elapsed']:.0f} s trained")
+
+    if is_main:
+        run.mkdir(parents=True, exist_ok=True)
+    runlog = RunLog(run, enabled=is_main)
+    if is_main:
+        (run / "config.toml").write_text(to_toml(cfg), encoding="utf-8")
+        runlog.line(f"{'resume' if state else 'start'}: {len(train_ds)} training and {len(val_ds)} validation "
+                    f"samples, charset {charset.chars!r}, model {cfg.model.arch}, {count_parameters(model):,} params")
+
+    def payload(kind: str) -> dict:
+        weights = (ema.module if ema is not None else model).state_dict()
+        p = {"config": cfg.to_dict(), "charset": charset.chars, "preprocess": pre.to_dict(),
+             "model": {k: v.detach().cpu().contiguous() for k, v in weights.items()},
+             "meta": {"epoch": ts["epoch"], "step": ts["step"], "elapsed": ts["elapsed"],
+                      "val_accuracy": ts["best_acc"], "val_cer": ts["best_cer"], "kind": kind,
+                      "torch": str(torch.__version__), "saved": time.strftime("%Y-%m-%d %H:%M:%S")}}
+        if kind == "last":
+            p["train_state"] = {
+                **{k: ts[k] for k in ts},
+                "raw_model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "rng": _rng_state(aug_gen),
+            }
+        return p
+
+    def validate() -> TextMetrics:
+        eval_model = ema.module if ema is not None else model
+        results, _ = run_model(eval_model, val_ds.arrays, pre.channels, device, batch_size=128)
+        m = TextMetrics()
+        m.update(val_ds.labels, [charset.decode(r.indices) for r in results])
+        return m  # every rank validates the whole set, so no reduction is needed
+
+    budget = cfg.train.time_budget
+    autocast = cfg.train.amp
+    history: list[dict] = []
+    interrupted = False
+    last_ckpt_time = time.monotonic()
+    bad_steps = 0
+    t_run0 = time.monotonic() - ts["elapsed"]
+    images_at_start, elapsed_at_start = ts["images"], ts["elapsed"]
+
+    def progress_frac() -> float:
+        if budget:
+            return ts["elapsed"] / budget
+        return ts["step"] / total_steps
+
+    def out_of_time() -> bool:
+        done = bool(budget) and ts["elapsed"] >= budget
+        return dist_utils.any_true(done, ctx)
+
+    bar = tqdm(total=int(budget) if budget else total_steps, disable=not (progress and is_main), unit="s" if budget
+               else "it", dynamic_ncols=True, leave=True,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+    bar.update(int(ts["elapsed"]) if budget else ts["step"])
+    finished = False
+    with _StopFlag() as stop:
+        while ts["epoch"] < cfg.train.epochs and not finished:
+            epoch = ts["epoch"]
+            sampler.set_epoch(epoch)
+            lr = learning_rate(cfg.train, progress_frac(), epoch)
+            runlog.line(f"start epoch {epoch + 1}/{cfg.train.epochs}: learning_rate = {lr:.6g}")
+            loss_sum, loss_n = 0.0, 0
+            t_epoch, imgs_epoch = time.monotonic(), 0
+            skip = ts["batch_in_epoch"]
+            for i, batch in enumerate(loader):
+                if i < skip:  # resuming mid-epoch: these batches were already trained on
+                    continue
+                batch: Batch
+                lr = learning_rate(cfg.train, progress_frac(), epoch)
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+                x = batch.images.to(device, non_blocking=True)
+                x = augment_batch(x, cfg.augment, aug_gen).contiguous(memory_format=memory_format)
+                with torch.autocast(device.type, dtype=amp_dtype(device), enabled=autocast):
+                    log_probs = ddp_model(x)
+                in_lens = model.output_lengths(batch.widths).clamp(max=log_probs.shape[1])
+                loss = F.ctc_loss(log_probs.float().transpose(0, 1), batch.targets.to(device), in_lens.to(device),
+                                  batch.target_lengths.to(device), blank=0, reduction="mean", zero_infinity=True)
+                optimizer.zero_grad(set_to_none=True)
+                if not torch.isfinite(loss):
+                    bad_steps += 1
+                    ts["bad_total"] = ts.get("bad_total", 0) + 1
+                    if bad_steps >= cfg.train.max_bad_steps:
+                        raise CrnnError(f"training diverged: {bad_steps} consecutive non-finite losses "
+                                        f"(try a lower train.lr, now {cfg.train.lr})")
+                    continue
+                bad_steps = 0
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                optimizer.step()
+                if ema is not None:
+                    ema.update(model)
+                value = float(loss.detach())
+                loss_sum += value
+                loss_n += 1
+                n_img = len(batch) * ctx.world
+                imgs_epoch += n_img
+                ts["images"] += n_img
+                ts["step"] += 1
+                ts["batch_in_epoch"] = i + 1
+                prev = ts["elapsed"]
+                ts["elapsed"] = time.monotonic() - t_run0
+                if ts["step"] % cfg.train.log_every == 0 or i == 0:
+                    runlog.line(f"iter {i + 1} loss = {value:.6f}")
+                rate = imgs_epoch / max(time.monotonic() - t_epoch, 1e-9)
+                bar.set_postfix_str(f"ep {epoch + 1} loss {value:.3f} lr {lr:.2e} {rate:.0f} img/s", refresh=False)
+                bar.update(int(ts["elapsed"]) - int(prev) if budget else 1)
+                if out_of_time():
+                    finished = True
+                    break
+                if dist_utils.any_true(stop.signal is not None, ctx):
+                    interrupted = True
+                    break
+                if is_main and cfg.train.checkpoint_every and \
+                        time.monotonic() - last_ckpt_time > cfg.train.checkpoint_every:
+                    save_checkpoint(last_path, payload("last"))
+                    last_ckpt_time = time.monotonic()
+            if interrupted:
+                if is_main:
+                    save_checkpoint(last_path, payload("last"))
+                    runlog.line(f"interrupted by signal {stop.signal}: saved {last_path} (resume with --resume)")
+                break
+            epoch_done = not finished or ts["batch_in_epoch"] >= steps_per_epoch
+            metrics = validate()
+            avg = loss_sum / max(loss_n, 1)
+            rate = imgs_epoch / max(time.monotonic() - t_epoch, 1e-9)
+            if epoch_done:
+                ts["epoch"] += 1
+                ts["batch_in_epoch"] = 0
+            improved = metrics.accuracy > ts["best_acc"] or (
+                metrics.accuracy == ts["best_acc"] and metrics.cer < ts["best_cer"])
+            if improved:
+                ts["best_acc"], ts["best_cer"] = metrics.accuracy, metrics.cer
+            row = {"epoch": epoch + 1, "step": ts["step"], "elapsed_s": ts["elapsed"], "lr": lr, "train_loss": avg,
+                   "val_accuracy": metrics.accuracy, "val_accuracy_nocase": metrics.accuracy_nocase,
+                   "val_cer": metrics.cer, "images_per_s": rate}
+            history.append(row)
+            runlog.line(f"epoch {epoch + 1}/{cfg.train.epochs} average_loss = {avg:.6f} val_accuracy = "
+                        f"{metrics.accuracy:.4f} val_cer = {metrics.cer:.4f} images/s = {rate:.1f}")
+            runlog.metrics(row)
+            if is_main:
+                if improved:
+                    save_checkpoint(best_path, payload("best"))
+                save_checkpoint(last_path, payload("last"))
+                last_ckpt_time = time.monotonic()
+                _write_curves(run)
+                bar.write(f"epoch {epoch + 1}: loss {avg:.4f}  val acc {metrics.accuracy:.2%}  "
+                          f"CER {metrics.cer:.4f}  best {ts['best_acc']:.2%}  {rate:.0f} img/s")
+    bar.close()
+    elapsed = ts["elapsed"]
+    ips = (ts["images"] - images_at_start) / max(elapsed - elapsed_at_start, 1e-9)
+    if is_main:
+        runlog.line(f"{'stopped' if interrupted else 'done'}: best val_accuracy {ts['best_acc']:.4f} "
+                    f"val_cer {ts['best_cer']:.4f} after {ts['epoch']} epochs, {ts['step']} steps, {elapsed:.0f} s")
+    dist_utils.barrier(ctx)
+    return TrainResult(run, best_path, last_path, ts["best_acc"], ts["best_cer"], ts["epoch"], ts["step"], elapsed,
+                       ips, interrupted, history)
+
+
+def _changed_budget(cfg: Config, state: dict) -> dict:
+    """On resume, keep the saved config but let the user extend ``epochs`` / ``time_budget``."""
+    saved = state["config"]["train"]
+    out = {}
+    for k in ("epochs", "time_budget"):
+        v = getattr(cfg.train, k)
+        if v != saved.get(k) and v != getattr(type(cfg.train)(), k):
+            out[k] = v
+    return out
+
+
+def _write_curves(run: Path) -> None:
+    """Draw ``curves.png`` from ``metrics.csv`` when matplotlib is installed (the insight extra)."""
+    try:
+        from crnn.insight.curves import plot_curves
+    except ImportError:
+        return
+    try:
+        plot_curves(run / "metrics.csv", run / "curves.png")
+    except Exception as e:  # a plotting problem must never stop training
+        (run / "curves.error.txt").write_text(f"{type(e).__name__}: {e}\n")
+
+
+__all__ = ["train", "TrainResult", "resolve_device", "DataError"]

@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny, deterministic datasets drawn with Pillow's built-in font.
+
+Tests train tiny models on these, so they must be learnable in seconds: a few
+characters, short labels, clean rendering. One torch thread keeps timings sane
+on a shared 2-core machine (two threads on a busy machine are many times slower).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+torch.set_num_threads(1)
+
+TOY_ALPHABET = "AB-7x"
+
+
+def render_text(text: str, height: int = 32, font_size: int = 22) -> Image.Image:
+    font = ImageFont.load_default(size=font_size)
+    w = int(font.getlength(text)) + 8
+    img = Image.new("L", (max(w, 8), height), 255)
+    ImageDraw.Draw(img).text((4, (height - font_size) // 2 - 2), text, fill=0, font=font)
+    return img
+
+
+def make_toy_set(folder: Path, n: int, seed: int = 0, alphabet: str = TOY_ALPHABET, min_len: int = 1,
+                 max_len: int = 4) -> list[str]:
+    """``n`` images with distinct random labels over ``alphabet``, written as ``folder/labels.tsv``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    labels: list[str] = []
+    seen: set[str] = set()
+    while len(labels) < n:
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(min_len, max_len)))
+        if text in seen and len(seen) < len(alphabet) ** max_len // 2:
+            continue
+        seen.add(text)
+        labels.append(text)
+    lines = []
+    for i, text in enumerate(labels):
+        render_text(text).save(folder / f"{i:05d}.png")
+        lines.append(f"{i:05d}.png\t{text}")
+    (folder / "labels.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return labels
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("toy")
+    make_toy_set(root / "train", 240, seed=1)
+    make_toy_set(root / "test", 40, seed=2)
+    return root

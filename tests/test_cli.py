@@ -1,0 +1,74 @@
+"""The ``crnn`` command end to end: prepare -> train -> eval -> predict, and its error handling."""
+
+import json
+
+import pytest
+from conftest import render_text
+
+from crnn.cli import main
+
+
+@pytest.fixture(scope="module")
+def cli_run(toy_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["prepare", str(toy_data / "train"), str(root / "train.lmdb")]) == 0
+    cfg = root / "tiny.toml"
+    cfg.write_text("[model]\nrnn_hidden = 64\n[train]\nbatch_size = 16\nepochs = 10\n")
+    assert main(["train", "--train", str(root / "train.lmdb"), "--val", str(toy_data / "test"), "--out",
+                 str(root / "run"), "--config", str(cfg), "--no-progress"]) == 0
+    return root
+
+
+def test_eval_json(cli_run, toy_data, capsys):
+    capsys.readouterr()
+    assert main(["eval", str(cli_run / "run" / "best.pt"), str(toy_data / "test"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["samples"] == 40 and out["word_accuracy"] >= 0.85
+    assert {"cer", "ned", "word_accuracy_nocase", "accuracy_by_length", "worst_errors"} <= set(out)
+
+
+def test_eval_table(cli_run, toy_data, capsys):
+    assert main(["eval", str(cli_run / "run" / "best.pt"), str(toy_data / "test")]) == 0
+    out = capsys.readouterr().out
+    assert "word accuracy" in out and "CER" in out and "accuracy by label length" in out
+
+
+def test_predict_formats(cli_run, toy_data, tmp_path, capsys):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for t in ["AB", "7x-"]:
+        render_text(t).save(imgs / f"{t}.png")
+    model = str(cli_run / "run" / "best.pt")
+    capsys.readouterr()
+    assert main(["predict", model, str(imgs), "--format", "tsv"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r[0].rsplit("/", 1)[1] for r in rows] == ["7x-.png", "AB.png"]
+    assert all(0.0 <= float(r[2]) <= 1.0 for r in rows)
+    assert sum(r[1] == r[0].rsplit("/", 1)[1][:-4] for r in rows) >= 1
+    assert main(["predict", model, str(imgs / "*.png"), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data) == 2 and {"name", "text", "confidence"} <= set(data[0])
+
+
+def test_predict_reports_broken_images_and_goes_on(cli_run, tmp_path, capsys):
+    render_text("AB").save(tmp_path / "ok.png")
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    capsys.readouterr()
+    assert main(["predict", str(cli_run / "run" / "best.pt"), str(tmp_path), "--format", "tsv"]) == 1
+    out, err = capsys.readouterr()
+    assert "ok.png" in out and "bad.png" in err and "not an image" in err
+
+
+def test_user_errors_are_one_line_exit_2(tmp_path, capsys):
+    (tmp_path / "junk.pt").write_text("junk")
+    cases = [["predict", str(tmp_path / "junk.pt"), str(tmp_path)],
+             ["eval", "builtin:nope", str(tmp_path)],
+             ["train", "--train", str(tmp_path / "missing"), "--out", str(tmp_path / "r")],
+             ["train", "--train", str(tmp_path), "--out", str(tmp_path / "r"), "--set", "train.bogus=1"],
+             ["prepare", str(tmp_path / "empty"), str(tmp_path / "o.lmdb")]]
+    (tmp_path / "empty").mkdir()
+    for argv in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and len(err.splitlines()) == 1, err
