@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from conftest import render_text
 
+from conftest import render_text
 from crnn.cli import main
 
 

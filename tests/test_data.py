@@ -7,9 +7,9 @@ from pathlib import Path
 import lmdb
 import numpy as np
 import pytest
-from conftest import render_text
 from PIL import Image
 
+from conftest import render_text
 from crnn.data.images import Preprocess, load_image, normalize_batch, prepare_image
 from crnn.data.prepare import prepare
 from crnn.data.sources import open_source
@@ -148,7 +148,7 @@ def test_check_samples_reports_reasons(tmp_path):
 def test_prepare_writes_standard_lmdb_and_report(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    for i, t in enumerate(["AB", "B-A", "AAB", "A", "BB", "AB7"]):
+    for t in ["AB", "B-A", "AAB", "A", "BB", "AB7"]:
         render_text(t).save(src / f"{t}.png")
     (src / "dup").mkdir()
     (src / "dup" / "AB.png").write_bytes((src / "AB.png").read_bytes())

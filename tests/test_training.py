@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_toy_set, render_text
 from PIL import Image
 
+from conftest import make_toy_set, render_text
 from crnn.config import Config, apply_overrides
 from crnn.errors import CrnnError
 from crnn.recognizer import Recognizer
