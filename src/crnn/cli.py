@@ -73,7 +73,7 @@ def cmd_train(args) -> int:
     result = train(cfg, args.train, args.out, val_path=args.val, resume=args.resume, init=args.init,
                    progress=not args.no_progress)
     if result.interrupted:
-        print(f"interrupted: saved {result.last_path}; continue with: crnn train --train {args.train} "
+        print(f"interrupted: saved {result.last_path}; continue with: crnn train --train {' '.join(args.train)} "
               f"--out {args.out} --resume", file=sys.stderr)
         return 130
     print(f"best validation word accuracy {result.best_accuracy:.2%} (CER {result.best_cer:.4f}) after "
@@ -183,6 +183,25 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from tqdm import tqdm
+
+    from crnn.synth import SynthConfig, load_synth_config, synthesize
+
+    cfg = load_synth_config(args.config) if args.config else SynthConfig()
+    with tqdm(total=args.count, unit="img", disable=args.no_progress) as bar:
+        def progress(n: int) -> None:
+            bar.update(n - bar.n)
+
+        try:
+            out = synthesize(args.out, args.count, cfg, seed=args.seed, fmt=args.format, workers=args.workers,
+                             overwrite=args.force, progress=progress)
+        except (FileExistsError, ValueError) as e:
+            raise CrnnError(str(e)) from None
+    print(f"wrote {args.count} images to {out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from crnn.demo import run_demo
 
@@ -205,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a model")
-    p.add_argument("--train", required=True, help="training data: folder, labels file or LMDB")
+    p.add_argument("--train", required=True, nargs="+", action="extend",
+                   help="training data: folder, labels file, LMDB or synth:CONFIG.toml; several are mixed")
     p.add_argument("--val", help="validation data (default: hold out data.val_fraction of --train)")
     p.add_argument("--out", required=True, help="run folder (config, logs, last.pt, best.pt)")
     p.add_argument("--config", help="TOML or YAML config file")
@@ -249,6 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("synth", help="render synthetic text-line images with ground truth")
+    p.add_argument("out", help="output folder (images + labels.tsv) or LMDB folder (--format lmdb)")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", help="synth TOML config (see configs/synth_en.toml)")
+    p.add_argument("--format", choices=("folder", "lmdb"), default="folder")
+    p.add_argument("--workers", type=int, default=1, help="rendering processes (output does not depend on it)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("demo", help="generate CAPTCHA data, train briefly, evaluate and predict")
     p.add_argument("--dir", default="demo", help="where to put the data and the run")

@@ -53,6 +53,8 @@ class DataConfig:
     """Data-loader processes. 0 decodes in the training process (best for small, cached sets)."""
     cache: bool = True
     """Decode and resize every training image once and keep it in memory (uint8)."""
+    synth_epoch_size: int = 20000
+    """With ``--train synth:CONFIG``: freshly rendered samples per epoch (never repeated)."""
     max_pixels: int = 40_000_000
     """Images larger than this are refused as possible decompression bombs."""
 

@@ -26,6 +26,10 @@ class TextLineDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.arrays)
 
+    def extend(self, other: TextLineDataset) -> TextLineDataset:
+        """Both datasets as one (several ``--train`` sources)."""
+        return TextLineDataset(self.arrays + other.arrays, self.labels + other.labels, self.targets + other.targets)
+
     def __getitem__(self, i: int) -> tuple[np.ndarray, list[int], str]:
         return self.arrays[i], self.targets[i], self.labels[i]
 

@@ -16,6 +16,7 @@ impossible alignment gives no NaN, gradient clipping, and a warm-up.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -35,6 +36,7 @@ from crnn.data.augment import augment_batch
 from crnn.data.dataset import Batch, TextLineDataset, WidthBucketSampler, collate
 from crnn.data.images import Preprocess
 from crnn.data.sources import open_source
+from crnn.data.synth_source import Mixed, SynthDataset, is_synth, load_synth
 from crnn.errors import CrnnError, DataError
 from crnn.inference import run_model
 from crnn.metrics import TextMetrics
@@ -148,10 +150,12 @@ def _set_rng_state(state: dict, aug_gen: torch.Generator) -> None:
     random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
 
 
-def train(cfg: Config, train_path: str | os.PathLike, out_dir: str | os.PathLike,
+def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.PathLike,
           val_path: str | os.PathLike | None = None, resume: bool = False, init: str | None = None,
           progress: bool = True, log=print) -> TrainResult:
-    """Train a model on ``train_path`` (folder, labels file or LMDB) into ``out_dir``.
+    """Train a model on ``train_path`` into ``out_dir``.
+
+    ``train_path``: a folder, labels file, LMDB or ``synth:CONFIG.toml``, or a list of them (mixed).
 
     ``resume`` continues from ``out_dir/last.pt`` (model, optimizer, schedule, epoch, RNG);
     ``init`` starts from another model's weights (fine-tuning; the output layer is
@@ -193,34 +197,56 @@ def train(cfg: Config, train_path: str | os.PathLike, out_dir: str | os.PathLike
         cfg.data.min_width, cfg.data.max_width = pre_i.min_width, pre_i.max_width
 
     pre = Preprocess(cfg.data.height, cfg.data.channels, cfg.data.min_width, cfg.data.max_width, cfg.data.max_pixels)
-    source = open_source(train_path, cfg.data.label_pattern)
+    locations = [train_path] if isinstance(train_path, (str, os.PathLike)) else list(train_path)
+    sources = [open_source(loc, cfg.data.label_pattern) for loc in locations if not is_synth(loc)]
+    synth_cfgs = [load_synth(loc, pre, cfg.data.charset) for loc in locations if is_synth(loc)]
     if state is not None:
         charset = Charset(state["charset"])
     elif cfg.data.charset:
         charset = Charset(cfg.data.charset)
     else:
-        charset = Charset.from_labels(r.label for r in source.records)
+        labels = [r.label for src in sources for r in src.records]
+        for sc in synth_cfgs:
+            if not sc.charset:
+                raise CrnnError("synthetic training data needs a charset: set data.charset or 'charset' in the "
+                                "synth config")
+            labels.append(sc.charset)
+        charset = Charset.from_labels(labels)
         say(f"charset built from the training labels: {len(charset)} characters {charset.chars!r}")
     cfg.data.charset = charset.chars
+    synth_cfgs = [dataclasses.replace(sc, charset=charset.chars) for sc in synth_cfgs]
 
     model = build_model(cfg.model, charset.num_classes, pre.channels, pre.height)
-    loaded = load_dataset(source, pre, charset, model.output_length)
-    say(loaded.report.format(max_lines=10))
-    train_ds: TextLineDataset = loaded.dataset
+    real: TextLineDataset | None = None
+    for src in sources:
+        loaded = load_dataset(src, pre, charset, model.output_length)
+        say(loaded.report.format(max_lines=10))
+        real = loaded.dataset if real is None else real.extend(loaded.dataset)
+    synth = [SynthDataset(sc, seed + 1000 * k, cfg.data.synth_epoch_size, pre, charset)
+             for k, sc in enumerate(synth_cfgs)]
+    val_ds: TextLineDataset | None = None
     if val_path is not None:
         vsrc = open_source(val_path, cfg.data.label_pattern)
         vloaded = load_dataset(vsrc, pre, charset, model.output_length)
         if vloaded.report.skipped:
             say(vloaded.report.format(max_lines=5))
-        val_ds: TextLineDataset | None = vloaded.dataset
-    else:
-        train_ds, val_ds = split_validation(train_ds, cfg.data.val_fraction, cfg.data.max_val, seed)
+        val_ds = vloaded.dataset
+    elif real is not None:
+        real, val_ds = split_validation(real, cfg.data.val_fraction, cfg.data.max_val, seed)
         if val_ds is None:
-            say(f"only {len(train_ds)} samples: no validation split, validating on the training data")
-            val_ds = train_ds
+            say(f"only {len(real)} samples: no validation split, validating on the training data")
+            val_ds = real
         else:
-            say(f"no --val given: holding out {len(val_ds)} of {len(train_ds) + len(val_ds)} training samples "
+            say(f"no --val given: holding out {len(val_ds)} of {len(real) + len(val_ds)} training samples "
                 f"(data.val_fraction={cfg.data.val_fraction}) for validation")
+    else:
+        n_val = min(cfg.data.max_val, 1000)
+        val_ds = synth[0].render_fixed(n_val, seed=seed + 10**6)
+        say(f"no --val given: validating on {n_val} synthetic samples from a separate seed")
+    parts = ([real] if real is not None else []) + synth
+    train_ds = parts[0] if len(parts) == 1 else Mixed(parts)
+    if synth:
+        say(f"synthetic data: {cfg.data.synth_epoch_size} new samples per epoch from each synth source")
 
     if init_ckpt is not None:
         _transfer_weights(model, init_ckpt["model"], charset, Charset(init_ckpt["charset"]), say)
@@ -242,7 +268,7 @@ def train(cfg: Config, train_path: str | os.PathLike, out_dir: str | os.PathLike
     loader = torch.utils.data.DataLoader(
         train_ds, batch_sampler=sampler, num_workers=cfg.data.workers,
         collate_fn=lambda s: collate(s, pre.channels), pin_memory=device.type == "cuda",
-        persistent_workers=cfg.data.workers > 0,
+        persistent_workers=cfg.data.workers > 0 and not synth,  # workers must see each epoch's set_epoch
         # Its own generator: creating an iterator would otherwise draw from the global RNG and make a
         # resumed run's dropout masks differ from an uninterrupted run's.
         generator=torch.Generator().manual_seed(seed))
@@ -320,6 +346,8 @@ def train(cfg: Config, train_path: str | os.PathLike, out_dir: str | os.PathLike
         while ts["epoch"] < cfg.train.epochs and not finished:
             epoch = ts["epoch"]
             sampler.set_epoch(epoch)
+            if hasattr(train_ds, "set_epoch"):
+                train_ds.set_epoch(epoch)
             lr = learning_rate(cfg.train, progress_frac(), epoch)
             runlog.line(f"start epoch {epoch + 1}/{cfg.train.epochs}: learning_rate = {lr:.6g}")
             loss_sum, loss_n = 0.0, 0
