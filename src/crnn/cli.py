@@ -76,6 +76,8 @@ def cmd_train(args) -> int:
         print(f"interrupted: saved {result.last_path}; continue with: crnn train --train {' '.join(args.train)} "
               f"--out {args.out} --resume", file=sys.stderr)
         return 130
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
     print(f"best validation word accuracy {result.best_accuracy:.2%} (CER {result.best_cer:.4f}) after "
           f"{result.epochs} epochs, {result.elapsed:.0f} s at {result.images_per_s:.0f} images/s")
     print(f"model: {result.best_path}")

@@ -62,7 +62,8 @@ class WidthBucketSampler(torch.utils.data.Sampler[list[int]]):
 
     Indices are shuffled, cut into chunks of ``bucket`` batches, each chunk is
     sorted by width and cut into batches, and the batches are shuffled again.
-    ``rank``/``world`` give each distributed process its own share.
+    ``rank``/``world`` give each distributed process its share of every batch, so all
+    processes take the same number of steps and together see ``batch_size`` images a step.
     """
 
     def __init__(self, widths: np.ndarray, batch_size: int, seed: int = 0, bucket: int = 32,
@@ -87,9 +88,8 @@ class WidthBucketSampler(torch.utils.data.Sampler[list[int]]):
             out.pop()
         perm = rng.permutation(len(out))
         out = [out[i] for i in perm]
-        if self.world > 1:
-            n = len(out) // self.world * self.world or len(out)
-            out = out[:n][self.rank::self.world]
+        if self.world > 1:  # each process takes its share of every (global) batch
+            out = [np.array_split(np.asarray(b), self.world)[self.rank].tolist() for b in out if len(b) >= self.world]
         return out
 
     def __iter__(self) -> Iterator[list[int]]:

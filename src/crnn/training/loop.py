@@ -263,8 +263,12 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
                         weight_decay=cfg.train.weight_decay if cfg.train.optimizer == "adamw" else 0.0)
     ddp_model = ctx.wrap(model)
 
-    sampler = WidthBucketSampler(train_ds.widths, cfg.train.batch_size, seed=seed, drop_last=len(train_ds) >=
-                                 cfg.train.batch_size * 4, rank=ctx.rank, world=ctx.world)
+    # train.batch_size is the global batch: each of N processes takes 1/N of it, so a DDP run takes the
+    # same optimisation steps as a single-process one (and reaches the same quality with the same config).
+    rank_batch = max(1, cfg.train.batch_size // ctx.world)
+    sampler = WidthBucketSampler(train_ds.widths, rank_batch * ctx.world, seed=seed,
+                                 drop_last=len(train_ds) >= cfg.train.batch_size * 4, rank=ctx.rank,
+                                 world=ctx.world)
     loader = torch.utils.data.DataLoader(
         train_ds, batch_sampler=sampler, num_workers=cfg.data.workers,
         collate_fn=lambda s: collate(s, pre.channels), pin_memory=device.type == "cuda",
