@@ -72,3 +72,26 @@ def test_user_errors_are_one_line_exit_2(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+
+
+def test_beam_and_lexicon_decoding(cli_run, toy_data, tmp_path, capsys):
+    model = str(cli_run / "run" / "best.pt")
+    words = ["AB", "7x-", "BBA", "x7"]
+    (tmp_path / "words.txt").write_text("\n".join(words) + "\n")
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for t in ["AB", "7x", "BBA"]:
+        render_text(t).save(imgs / f"{t}.png")
+    capsys.readouterr()
+    assert main(["predict", model, str(imgs), "--format", "json", "--lexicon", str(tmp_path / "words.txt")]) == 0
+    lex = {p["name"].rsplit("/", 1)[1]: p["text"] for p in json.loads(capsys.readouterr().out)}
+    assert set(lex.values()) <= set(words)  # a lexicon decode always returns a lexicon word
+    assert lex["AB.png"] == "AB" and lex["BBA.png"] == "BBA"
+    assert main(["predict", model, str(imgs), "--format", "json"]) == 0
+    greedy = json.loads(capsys.readouterr().out)
+    assert main(["predict", model, str(imgs), "--format", "json", "--beam", "8"]) == 0
+    beam = json.loads(capsys.readouterr().out)
+    for g, b in zip(greedy, beam):
+        assert b["confidence"] >= g["confidence"] - 1e-6  # the beam's sequence probability is never lower
+    assert main(["eval", model, str(toy_data / "test"), "--json", "--beam", "4"]) == 0
+    assert json.loads(capsys.readouterr().out)["word_accuracy"] >= 0.85
