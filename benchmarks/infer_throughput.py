@@ -1,0 +1,89 @@
+"""Inference speed on one CPU core: PyTorch and ONNX Runtime against Tesseract 5, in one run.
+
+Images: single-line printed-word crops (the test set of ``benchmarks/printed_words.py``).
+For each backend: throughput (images/s, after a warm-up, i.e. after start-up) and latency
+percentiles at batch 1 (one image per call) and batch 64 (width-bucketed batches).
+Tesseract 5 (``--psm 7``, ``OMP_THREAD_LIMIT=1``) reads the same images in one process over
+a list file, so its start-up is paid once and subtracted.
+
+    .venv/bin/python benchmarks/infer_throughput.py --model builtin:en [--count 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from printed_words import build_test_set, run_tesseract  # noqa: E402
+
+
+def bench(rec, paths: list[Path], batch: int) -> dict:
+    arrays, _ = rec.prepare(paths)
+    run = rec.run_arrays if hasattr(rec, "run_arrays") else None
+    if run is None:
+        from crnn.inference import run_model
+
+        def run(a, batch_size):
+            return run_model(rec.model, a, rec.preprocess.channels, rec.device, batch_size)
+
+    run(arrays[:batch], batch_size=batch)  # warm-up
+    lat = []
+    t0 = time.perf_counter()
+    for i in range(0, len(arrays), batch):
+        t = time.perf_counter()
+        run(arrays[i:i + batch], batch_size=batch)
+        lat.append((time.perf_counter() - t) * 1000)
+    total = time.perf_counter() - t0
+    # preprocessing (decode + resize) is timed separately and added per image
+    t = time.perf_counter()
+    rec.prepare(paths[:100])
+    pre_ms = (time.perf_counter() - t) * 1000 / min(100, len(paths))
+    return {"images_per_s": len(arrays) / (total + pre_ms * len(arrays) / 1000), "model_images_per_s":
+            len(arrays) / total, "preprocess_ms_per_image": pre_ms, "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99))}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="builtin:en")
+    ap.add_argument("--count", type=int, default=500)
+    ap.add_argument("--out", default="bench-out/printed_words")
+    args = ap.parse_args()
+
+    import torch
+
+    from crnn.export.onnx import export_onnx
+    from crnn.export.onnx_runtime import OnnxRecognizer
+    from crnn.recognizer import Recognizer
+
+    torch.set_num_threads(1)
+    samples = build_test_set(Path(args.out), args.count, seed=12345)
+    paths = [p for p, _ in samples]
+    results = {}
+    rec = Recognizer.load(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        export_onnx(rec, onnx_path)
+        ort = OnnxRecognizer.load(onnx_path, threads=1)
+        for name, r in (("pytorch", rec), ("onnxruntime", ort)):
+            for batch in (1, 64):
+                results[f"{name} batch {batch}"] = bench(r, paths, batch)
+    _, tess = run_tesseract(samples, 1)
+    results["tesseract --psm 7"] = {"images_per_s": tess}
+    base = tess
+    print(json.dumps({"model": args.model, "images": len(paths), "results": results}, indent=1))
+    for name, r in results.items():
+        extra = f" p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms per call" if "p50_ms" in r else ""
+        print(f"{name:<22} {r['images_per_s']:8.0f} images/s ({r['images_per_s'] / base:4.1f}x tesseract){extra}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

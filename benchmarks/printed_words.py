@@ -1,0 +1,144 @@
+"""Printed English words in fonts and words that training never saw: our model against Tesseract 5.
+
+The test set is rendered by ``crnn.synth`` from the *held-out* font families of
+``configs/builtin_en_synth.toml`` (``font_split = "holdout"``) and from words ranked
+40,000-100,000 in wordfreq's English list (training draws from the top 30,000), one word per
+image, mixed case. Scored by word accuracy (case-sensitive and not) and CER; throughput on one
+CPU thread for both engines, in the same run, counting after start-up.
+
+Tesseract 5 (Debian ``tesseract-ocr`` + ``tesseract-ocr-eng``) runs with ``--psm 7`` (one text
+line) and ``OMP_THREAD_LIMIT=1``, in one process over a list of all images (so its start-up is
+paid once), on the same images and on the same images upscaled 2x (Tesseract prefers larger text).
+
+EasyOCR is not included: its recognizer needs torchvision, which this project cannot install
+beside its torch build (see BENCHMARKS.md).
+
+    .venv/bin/python benchmarks/printed_words.py [--model builtin:en] [--count 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from crnn.metrics import TextMetrics
+
+
+def build_test_set(out: Path, count: int, seed: int) -> list[tuple[Path, str]]:
+    import wordfreq
+
+    from crnn.synth import load_synth_config, sample_at
+
+    labels_file = out / "labels.tsv"
+    if labels_file.exists():
+        rows = [line.split("\t") for line in labels_file.read_text(encoding="utf-8").splitlines() if line]
+        if len(rows) >= count:
+            return [(out / p, t) for p, t in rows[:count]]
+    base = load_synth_config(Path(__file__).parents[1] / "configs" / "builtin_en_synth.toml")
+    charset = set(base.charset)
+    words = [w for w in wordfreq.top_n_list("en", 100000)[40000:] if set(w) <= charset and w.isalpha()]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    cfg = dataclasses.replace(base, font_split="holdout", text=f"words:{out / 'words.txt'}", min_words=1,
+                              max_words=1, punct_prob=0.0, pattern_prob=0.0)
+    rows = []
+    for i in range(count):
+        s = sample_at(cfg, seed, i)
+        name = f"{i:05d}.png"
+        s.image.save(out / name)
+        rows.append((name, s.text))
+    labels_file.write_text("".join(f"{n}\t{t}\n" for n, t in rows), encoding="utf-8")
+    return [(out / n, t) for n, t in rows]
+
+
+def run_ours(model: str, samples, batch: int) -> tuple[list[str], float]:
+    import torch
+
+    from crnn.recognizer import Recognizer
+
+    torch.set_num_threads(1)
+    rec = Recognizer.load(model)
+    paths = [p for p, _ in samples]
+    rec.predict(paths[:16], batch_size=batch)  # warm-up
+    t0 = time.perf_counter()
+    preds = rec.predict(paths, batch_size=batch)
+    return [p.text for p in preds], len(paths) / (time.perf_counter() - t0)
+
+
+def run_tesseract(samples, scale: int = 1) -> tuple[list[str], float]:
+    from PIL import Image
+
+    exe = shutil.which("tesseract")
+    if exe is None:
+        raise SystemExit("tesseract not found: apt-get install tesseract-ocr tesseract-ocr-eng")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, (p, _) in enumerate(samples):
+            if scale != 1:
+                img = Image.open(p)
+                q = Path(tmp) / f"{i:05d}.png"
+                img.resize((img.width * scale, img.height * scale), Image.Resampling.BICUBIC).save(q)
+                paths.append(str(q))
+            else:
+                paths.append(str(p))
+        lst = Path(tmp) / "list.txt"
+        lst.write_text("\n".join(paths[:1]) + "\n")
+        env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+        t0 = time.perf_counter()
+        subprocess.run([exe, str(lst), str(Path(tmp) / "warm"), "--psm", "7"], env=env, capture_output=True)
+        startup = time.perf_counter() - t0
+        lst.write_text("\n".join(paths) + "\n")
+        t0 = time.perf_counter()
+        subprocess.run([exe, str(lst), str(Path(tmp) / "out"), "--psm", "7"], env=env, capture_output=True,
+                       check=True)
+        elapsed = time.perf_counter() - t0 - startup
+        pages = (Path(tmp) / "out.txt").read_text(encoding="utf-8").split("\f")
+    texts = [" ".join(p.split()) for p in pages[: len(samples)]]
+    texts += [""] * (len(samples) - len(texts))
+    return texts, len(samples) / max(elapsed, 1e-9)
+
+
+def score(truths: list[str], preds: list[str]) -> dict:
+    m = TextMetrics()
+    m.update(truths, preds)
+    return {"word_accuracy": m.accuracy, "word_accuracy_nocase": m.accuracy_nocase, "cer": m.cer}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="builtin:en")
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=12345)
+    ap.add_argument("--out", default="bench-out/printed_words")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--no-tesseract", action="store_true")
+    args = ap.parse_args()
+    samples = build_test_set(Path(args.out), args.count, args.seed)
+    truths = [t for _, t in samples]
+    results = {}
+    preds, ips = run_ours(args.model, samples, args.batch)
+    results["crnn " + args.model] = {**score(truths, preds), "images_per_s": ips}
+    if not args.no_tesseract:
+        for scale in (1, 2):
+            tp, tips = run_tesseract(samples, scale)
+            results[f"tesseract --psm 7 (x{scale})"] = {**score(truths, tp), "images_per_s": tips}
+    widths = [int(np.asarray(__import__("PIL.Image").Image.open(p)).shape[1]) for p, _ in samples[:200]]
+    print(json.dumps({"count": len(samples), "median_width": float(np.median(widths)), "results": results},
+                     indent=2))
+    for name, r in results.items():
+        print(f"{name:<32} word acc {r['word_accuracy']:.2%} (nocase {r['word_accuracy_nocase']:.2%}) "
+              f"CER {r['cer']:.4f}  {r['images_per_s']:.0f} images/s (1 thread)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
