@@ -1,0 +1,97 @@
+"""``crnn visualize``: argument parsing only; the work is :mod:`crnn.insight.visualize`.
+
+Wired into the main parser with ``register(sub)``. Importing this module is cheap
+(no torch, no matplotlib), so the ``crnn`` command still starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from crnn.errors import CrnnError, DataError
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``visualize`` subcommand to ``subparsers`` (from ``parser.add_subparsers()``)."""
+    p = subparsers.add_parser(
+        "visualize", help="draw what the model sees: input, feature maps, CTC alignment, saliency",
+        description="Write one PNG per image: the input as the model saw it, the decoded characters at the "
+                    "image columns that produced them, the per-time-step CTC alignment, a saliency map and "
+                    "the most active CNN feature maps of the chosen stages.")
+    p.add_argument("model", help="checkpoint file or builtin:NAME")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files (created)")
+    p.add_argument("--layers", metavar="LIST",
+                   help="conv stages to show, comma-separated: numbers 1..N or stageN, 'last', 'all' or 'none' "
+                        "(default: a middle stage and the last)")
+    p.add_argument("--channels", type=int, default=4, metavar="K", help="most active channels shown per stage")
+    p.add_argument("--saliency", choices=("sequence", "chars"), default="sequence",
+                   help="sequence: gradient of log P(text | image); chars: each character's own gradient, "
+                        "normalised (shows where each one is read)")
+    p.add_argument("--smooth", type=int, default=8, metavar="N",
+                   help="average the saliency over N noisy copies (SmoothGrad; 0 = plain gradient)")
+    p.add_argument("--json", action="store_true", help="also write NAME.json with the text and the alignment")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_visualize)
+    return p
+
+
+def _out_names(paths: list[str]) -> list[str]:
+    """A distinct file stem per input (``a.png`` and ``x/a.png`` become ``a`` and ``a-2``)."""
+    used: dict[str, int] = {}
+    out = []
+    for p in paths:
+        stem = Path(p).stem or "image"
+        n = used.get(stem, 0) + 1
+        used[stem] = n
+        out.append(stem if n == 1 else f"{stem}-{n}")
+    return out
+
+
+def cmd_visualize(args) -> int:
+    from crnn.cli import expand_inputs
+
+    if args.channels < 0:
+        raise CrnnError(f"--channels must be 0 or more, not {args.channels}")
+    if args.smooth < 0:
+        raise CrnnError(f"--smooth must be 0 or more, not {args.smooth}")
+    paths = expand_inputs(args.images)
+    from crnn.insight.visualize import explain, render_explanation, resolve_layers
+    from crnn.recognizer import Recognizer
+
+    rec = Recognizer.load(args.model, device=args.device)
+    resolve_layers(rec.model, args.layers)  # a bad --layers fails before any work
+    out_dir = Path(args.out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CrnnError(f"{out_dir}: cannot create the output folder ({e.strerror or e})") from None
+    failed = 0
+    for path, stem in zip(paths, _out_names(paths)):
+        try:
+            expl = explain(rec, path, layers=args.layers, channels=args.channels, saliency=args.saliency,
+                           smooth=args.smooth, name=path)
+        except DataError as e:
+            failed += 1
+            print(f"error: {e}", file=sys.stderr)
+            continue
+        png = render_explanation(expl, out_dir / f"{stem}.png")
+        if args.json:
+            info = {"name": path, "text": expl.text, "confidence": round(expl.confidence, 6),
+                    "width": int(expl.input.shape[1]), "height": int(expl.input.shape[0]),
+                    "characters": [{"char": c, "x": round(x, 2), "prob": round(p, 4)}
+                                   for c, x, p in expl.char_positions],
+                    "steps": expl.alignment()}
+            (out_dir / f"{stem}.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n",
+                                                  encoding="utf-8")
+        print(f"{path}: {expl.text!r} ({expl.confidence:.2f}) -> {png}")
+    if failed:
+        print(f"{failed} of {len(paths)} images could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = ["register", "cmd_visualize"]
