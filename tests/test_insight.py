@@ -207,6 +207,11 @@ def test_sequence_saliency_is_the_gradient_of_log_p_text(rec):
 def test_explain_errors(rec, tmp_path):
     with pytest.raises(ConfigError):
         visualize.explain(rec, render_text("AB"), saliency="magic")
+    class OnnxLike:
+        preprocess, charset = rec.preprocess, rec.charset
+
+    with pytest.raises(CrnnError, match="PyTorch"):
+        visualize.explanation_png(OnnxLike(), render_text("AB"))
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     with pytest.raises(DataError, match="bad.png"):

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crnn.errors import ConfigError
+from crnn.errors import ConfigError, CrnnError
 
 BLANK_MARK = "·"
 
@@ -190,7 +190,8 @@ def explain(recognizer, image, layers: str | Sequence[int | str] | None = None, 
     it, each scaled to [0, 1], then the maximum over characters: shows the pixels each
     character was read from. ``smooth``: average over this many extra noisy copies of the
     input (SmoothGrad, noise ``noise`` times the input range), 0 for the plain gradient.
-    Raises :class:`~crnn.errors.DataError` for an unreadable image.
+    Raises :class:`~crnn.errors.DataError` for an unreadable image and
+    :class:`~crnn.errors.CrnnError` for a recognizer without a PyTorch model (ONNX).
     """
     import torch
     import torch.nn.functional as F
@@ -198,6 +199,9 @@ def explain(recognizer, image, layers: str | Sequence[int | str] | None = None, 
     from crnn.data.images import normalize_batch, prepare_image
     from crnn.decoding.greedy import greedy_decode
 
+    if not isinstance(getattr(recognizer, "model", None), torch.nn.Module) or not hasattr(recognizer.model, "cnn"):
+        raise CrnnError(f"explanations need a PyTorch CRNN checkpoint (gradients and feature maps); "
+                        f"{type(recognizer).__name__} has none (an ONNX model?)")
     if saliency not in SALIENCY_MODES:
         raise ConfigError(f"saliency must be one of {', '.join(SALIENCY_MODES)}, not {saliency!r}")
     if name is None:
