@@ -15,6 +15,9 @@ from pathlib import Path
 
 from crnn import __version__
 from crnn.errors import CrnnError
+from crnn.export.cli import register as register_export
+from crnn.insight.cli import register as register_visualize
+from crnn.serve.cli import register as register_serve
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -37,6 +40,8 @@ def _config_from_args(args) -> object:
             setattr(getattr(cfg, section), key, value)
     if args.amp:
         cfg.train.amp = True
+    if args.tensorboard:
+        cfg.train.tensorboard = True
     if args.arch is not None:
         _apply_arch_defaults(cfg, args)
     return cfg
@@ -241,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="data-loader worker processes")
     p.add_argument("--seed", type=int)
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16/bf16 on CUDA)")
+    p.add_argument("--tensorboard", action="store_true", help="also log metrics to RUN/tensorboard")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--init", metavar="MODEL", help="start from this model's weights (fine-tuning), e.g. builtin:en")
     p.add_argument("--nproc", type=int, help="train with N processes on this machine (DDP via torchrun)")
@@ -271,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_predict)
+
+    register_export(sub)
+    register_serve(sub)
+    register_visualize(sub)
 
     p = sub.add_parser("synth", help="render synthetic text-line images with ground truth")
     p.add_argument("out", help="output folder (images + labels.tsv) or LMDB folder (--format lmdb)")

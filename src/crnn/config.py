@@ -126,6 +126,8 @@ class TrainConfig:
     max_bad_steps: int = 50
     """Stop with an error after this many consecutive non-finite losses."""
     channels_last: bool = True
+    tensorboard: bool = False
+    """Also log each epoch's metrics to ``RUN/tensorboard`` (needs the tensorboard package)."""
     checkpoint_every: float = 120.0
     """Also write last.pt every this many seconds inside long epochs, so a killed run loses little."""
 

@@ -11,7 +11,10 @@ def greedy_decode(log_probs: np.ndarray, blank: int = 0) -> DecodeResult:
     """Take the most likely class per frame, merge repeats, drop blanks.
 
     The score is the best path's log-probability (sum of the per-frame maxima),
-    a lower bound of the true sequence probability.
+    a lower bound of the true sequence probability. The confidence is the
+    probability of the least certain decision on that path (the smallest per-frame
+    maximum, blanks included): it does not shrink with the length of the line, and a
+    single doubtful character or gap pulls it down.
 
     >>> import numpy as np
     >>> lp = np.log(np.array([[0.1, 0.9, 0.0], [0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.1, 0.1, 0.8]]) + 1e-12)
@@ -23,11 +26,12 @@ def greedy_decode(log_probs: np.ndarray, blank: int = 0) -> DecodeResult:
     if log_probs.shape[0] == 0:
         return DecodeResult((), 0.0, ())
     best = log_probs.argmax(axis=1)
-    score = float(log_probs[np.arange(len(best)), best].sum())
+    top = log_probs[np.arange(len(best)), best]
     keep = best != blank
     keep[1:] &= best[1:] != best[:-1]
     frames = np.nonzero(keep)[0]
-    return DecodeResult(tuple(int(i) for i in best[frames]), score, tuple(int(f) for f in frames))
+    return DecodeResult(tuple(int(i) for i in best[frames]), float(top.sum()), tuple(int(f) for f in frames),
+                        confidence_override=float(np.exp(top.min())))
 
 
 def greedy_decode_batch(log_probs: np.ndarray, lengths: np.ndarray | None = None, blank: int = 0) -> list[DecodeResult]:

@@ -26,8 +26,12 @@ class DecodeResult:
     indices: tuple[int, ...]
     log_prob: float
     frames: tuple[int, ...] = ()
+    confidence_override: float | None = None
 
     @property
     def confidence(self) -> float:
-        """Sequence probability in [0, 1]."""
+        """In [0, 1]: the decoder's own measure if it gives one (greedy: its least certain frame),
+        else the sequence probability ``exp(log_prob)``."""
+        if self.confidence_override is not None:
+            return self.confidence_override
         return math.exp(min(self.log_prob, 0.0))

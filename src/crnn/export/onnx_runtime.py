@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from crnn.charset import Charset
-from crnn.data.images import ImageLike, Preprocess, normalize_batch, prepare_image
-from crnn.decoding.greedy import greedy_decode
-from crnn.decoding.types import DecodeResult
-from crnn.errors import CrnnError, DataError, ModelFileError
+from crnn.data.images import Preprocess
+from crnn.errors import CrnnError, ModelFileError
+from crnn.predictor import BasePredictor, Prediction, width_batches  # noqa: F401  (re-exported)
 
 METADATA_KEY = "crnn_ocr"
 """The ``metadata_props`` key (ONNX) / extra file stem (TorchScript) holding the JSON metadata."""
@@ -42,26 +40,6 @@ EXPORT_FORMAT = "crnn-ocr-export"
 EXPORT_VERSION = 1
 INPUT_NAMES = ("images", "widths")
 OUTPUT_NAMES = ("log_probs", "lengths")
-
-
-@dataclass
-class Prediction:
-    """One image's result; the same fields and ``to_dict`` as :class:`crnn.recognizer.Prediction`.
-
-    (Defined here too because ``crnn.recognizer`` imports torch.)
-    """
-
-    text: str
-    confidence: float
-    name: str = ""
-    frames: tuple[int, ...] = field(default=(), repr=False)
-    error: str | None = None
-
-    def to_dict(self) -> dict:
-        d = {"name": self.name, "text": self.text, "confidence": round(self.confidence, 6)}
-        if self.error:
-            d["error"] = self.error
-        return d
 
 
 def output_lengths(widths: np.ndarray, width_steps: Sequence[Sequence[int]]) -> np.ndarray:
@@ -73,12 +51,6 @@ def output_lengths(widths: np.ndarray, width_steps: Sequence[Sequence[int]]) -> 
         if int(div) > 1:
             w = np.floor_divide(w, int(div))
     return np.maximum(w, 1)
-
-
-def width_batches(widths: Sequence[int], batch_size: int) -> list[np.ndarray]:
-    """Index batches of similar width, as :func:`crnn.inference.width_batches` (which imports torch)."""
-    order = np.argsort(np.asarray(widths), kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), max(1, batch_size))]
 
 
 def parse_metadata(text: str | bytes | None, name: str) -> dict[str, Any]:
@@ -104,7 +76,7 @@ def parse_metadata(text: str | bytes | None, name: str) -> dict[str, Any]:
     return meta
 
 
-class ExportedRecognizer:
+class ExportedRecognizer(BasePredictor):
     """Preprocessing, batching and decoding around an exported network; subclasses run the network.
 
     Same ``prepare`` / ``predict`` / ``log_probs`` API as :class:`crnn.Recognizer`.
@@ -129,87 +101,6 @@ class ExportedRecognizer:
     # -- shared -----------------------------------------------------------------------------------
     def output_lengths(self, widths: np.ndarray) -> np.ndarray:
         return output_lengths(widths, self.width_steps)
-
-    def _decoder(self, beam: int = 0, lexicon=None) -> Callable[[np.ndarray], DecodeResult]:
-        if lexicon is not None:
-            try:
-                from crnn.decoding.lexicon import Lexicon
-            except ImportError:
-                raise CrnnError("lexicon decoding is not available in this installation "
-                                "(crnn.decoding.lexicon is missing); decode without --lexicon") from None
-            lex = lexicon if isinstance(lexicon, Lexicon) else Lexicon.from_file(lexicon, self.charset)
-            return lex.decode
-        if beam and beam > 1:
-            try:
-                from crnn.decoding.beam import beam_search
-            except ImportError:
-                raise CrnnError("beam search is not available in this installation "
-                                "(crnn.decoding.beam is missing); use greedy decoding (--beam 0)") from None
-            return lambda lp: beam_search(lp, beam_width=beam)
-        return greedy_decode
-
-    def prepare(self, images: Sequence[ImageLike], names: Sequence[str] | None = None,
-                on_error: str = "raise") -> tuple[list[np.ndarray | None], list[str | None]]:
-        """Preprocess images exactly as in training; returns arrays and, per image, an error or None."""
-        arrays: list[np.ndarray | None] = []
-        errors: list[str | None] = []
-        for i, img in enumerate(images):
-            name = names[i] if names else None
-            try:
-                arrays.append(prepare_image(img, self.preprocess, name))
-                errors.append(None)
-            except DataError as e:
-                if on_error == "raise":
-                    raise
-                arrays.append(None)
-                errors.append(str(e))
-        return arrays, errors
-
-    def run_arrays(self, arrays: list[np.ndarray], batch_size: int = 64,
-                   decoder: Callable[[np.ndarray], DecodeResult] | None = None,
-                   keep_log_probs: bool = False) -> tuple[list[DecodeResult], list[np.ndarray] | None]:
-        """Decode preprocessed uint8 arrays (as :func:`crnn.inference.run_model` does)."""
-        decoder = decoder or greedy_decode
-        results: list[DecodeResult | None] = [None] * len(arrays)
-        all_lp: list[np.ndarray | None] | None = [None] * len(arrays) if keep_log_probs else None
-        if not arrays:
-            return [], all_lp  # type: ignore[return-value]
-        for idx in width_batches([a.shape[1] for a in arrays], batch_size):
-            batch, widths = normalize_batch([arrays[i] for i in idx], self.preprocess.channels)
-            lp, lengths = self._forward(batch, widths)
-            for j, i in enumerate(idx):
-                m = lp[j, : int(lengths[j])]
-                results[i] = decoder(m)
-                if all_lp is not None:
-                    all_lp[i] = m
-        return results, all_lp  # type: ignore[return-value]
-
-    def predict(self, images: ImageLike | Sequence[ImageLike], batch_size: int = 64, beam: int = 0,
-                lexicon=None, names: Sequence[str] | None = None, on_error: str = "raise") -> list[Prediction]:
-        """Read the text of each image (paths, bytes, PIL images or HxW[xC] arrays).
-
-        ``on_error="report"`` returns a :class:`Prediction` with ``error`` set for an
-        unreadable image instead of raising :class:`~crnn.errors.DataError`.
-        """
-        if isinstance(images, (str, os.PathLike, bytes, np.ndarray)) or hasattr(images, "getpixel"):
-            images = [images]  # type: ignore[list-item]
-        images = list(images)  # type: ignore[arg-type]
-        if names is None:
-            names = [str(x) if isinstance(x, (str, os.PathLike)) else f"image{i}" for i, x in enumerate(images)]
-        decoder = self._decoder(beam, lexicon)
-        arrays, errors = self.prepare(images, names, on_error)
-        ok = [i for i, a in enumerate(arrays) if a is not None]
-        results, _ = self.run_arrays([arrays[i] for i in ok], batch_size, decoder)  # type: ignore[misc]
-        out = [Prediction("", 0.0, names[i], error=errors[i]) for i in range(len(images))]
-        for i, r in zip(ok, results):
-            out[i] = Prediction(self.charset.decode(r.indices), r.confidence, names[i], r.frames)
-        return out
-
-    def log_probs(self, images: Sequence[ImageLike]) -> list[np.ndarray]:
-        """Per-image (T, C) log-probabilities, for decoders and visualisation."""
-        arrays, _ = self.prepare(list(images))
-        _, lps = self.run_arrays(arrays, keep_log_probs=True)  # type: ignore[arg-type]
-        return lps  # type: ignore[return-value]
 
 
 def _import_onnxruntime():

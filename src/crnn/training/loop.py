@@ -323,6 +323,12 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
         m.update(val_ds.labels, [charset.decode(r.indices) for r in results])
         return m  # every rank validates the whole set, so no reduction is needed
 
+    tb = None
+    if is_main and cfg.train.tensorboard:
+        from crnn.insight.tensorboard import TensorBoardLogger
+
+        tb = TensorBoardLogger(run)
+    last_curves = 0.0
     budget = cfg.train.time_budget
     autocast = cfg.train.amp
     history: list[dict] = []
@@ -438,10 +444,22 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
                     save_checkpoint(best_path, payload("best"))
                 save_checkpoint(last_path, payload("last"))
                 last_ckpt_time = time.monotonic()
-                _write_curves(run)
-                bar.write(f"epoch {epoch + 1}: loss {avg:.4f}  val acc {metrics.accuracy:.2%}  "
-                          f"CER {metrics.cer:.4f}  best {ts['best_acc']:.2%}  {rate:.0f} img/s")
+                if time.monotonic() - last_curves > 10 or ts["epoch"] >= cfg.train.epochs or finished:
+                    _write_curves(run)
+                    last_curves = time.monotonic()
+                if tb is not None:
+                    tb.log_epoch(row)
+                line = (f"epoch {epoch + 1}: loss {avg:.4f}  val acc {metrics.accuracy:.2%}  "
+                        f"CER {metrics.cer:.4f}  best {ts['best_acc']:.2%}  {rate:.0f} img/s")
+                if progress:
+                    bar.write(line)
+                else:
+                    say(line)
     bar.close()
+    if tb is not None:
+        tb.close()
+    if is_main and history and time.monotonic() - last_curves > 0:
+        _write_curves(run)
     elapsed = ts["elapsed"]
     ips = (ts["images"] - images_at_start) / max(elapsed - elapsed_at_start, 1e-9)
     if is_main:

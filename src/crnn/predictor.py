@@ -1,0 +1,140 @@
+"""What every recognizer shares, whatever runs the network (PyTorch, ONNX Runtime, TorchScript).
+
+Torch-free on purpose: ``crnn predict --backend onnx`` and the ONNX service import
+this, not torch. A backend only supplies ``_forward(batch, widths) -> (log_probs,
+lengths)``; preprocessing, width-bucketed batching, decoding and the result type
+live here once, so all backends read the same images the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from crnn.charset import Charset
+from crnn.data.images import ImageLike, Preprocess, normalize_batch, prepare_image
+from crnn.decoding.greedy import greedy_decode
+from crnn.decoding.types import DecodeResult
+from crnn.errors import DataError
+
+Forward = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""(B, C, H, W) float32 batch and (B,) widths -> (B, T, C) log-probs and (B,) output lengths."""
+
+
+@dataclass
+class Prediction:
+    """One image's result. ``error`` is set (and ``text`` empty) when the image could not be read."""
+
+    text: str
+    confidence: float
+    name: str = ""
+    frames: tuple[int, ...] = field(default=(), repr=False)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "text": self.text, "confidence": round(self.confidence, 6)}
+        if self.error:
+            d["error"] = self.error
+        return d
+
+
+def width_batches(widths: Sequence[int] | np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Index batches of similar width (sorted), covering every index once."""
+    order = np.argsort(np.asarray(widths), kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), max(1, batch_size))]
+
+
+def run_batches(forward: Forward, arrays: list[np.ndarray], channels: int, batch_size: int = 64,
+                decoder: Callable[[np.ndarray], DecodeResult] | None = None, keep_log_probs: bool = False
+                ) -> tuple[list[DecodeResult], list[np.ndarray] | None]:
+    """Decode uint8 images (model height) in width-bucketed batches; results in the input order."""
+    decoder = decoder or greedy_decode
+    results: list[DecodeResult | None] = [None] * len(arrays)
+    all_lp: list[np.ndarray | None] | None = [None] * len(arrays) if keep_log_probs else None
+    for idx in width_batches([a.shape[1] for a in arrays], batch_size):
+        batch, widths = normalize_batch([arrays[i] for i in idx], channels)
+        lp, lengths = forward(batch, widths)
+        for j, i in enumerate(idx):
+            m = lp[j, : int(lengths[j])]
+            results[i] = decoder(m)
+            if all_lp is not None:
+                all_lp[i] = m
+    return results, all_lp  # type: ignore[return-value]
+
+
+def make_decoder(charset: Charset, beam: int = 0, lexicon=None) -> Callable[[np.ndarray], DecodeResult]:
+    """Greedy, prefix beam search (``beam > 1``) or lexicon-constrained decoding (a word-list path or Lexicon)."""
+    if lexicon is not None:
+        from crnn.decoding.lexicon import Lexicon
+
+        lex = lexicon if isinstance(lexicon, Lexicon) else Lexicon.from_file(lexicon, charset)
+        return lex.decode
+    if beam and beam > 1:
+        from crnn.decoding.beam import beam_search
+
+        return lambda lp: beam_search(lp, beam_width=beam)
+    return greedy_decode
+
+
+class BasePredictor:
+    """Preprocess -> network -> decode, for any backend; subclasses implement :meth:`_forward`."""
+
+    charset: Charset
+    preprocess: Preprocess
+    name: str
+
+    def _forward(self, batch: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def prepare(self, images: Sequence[ImageLike], names: Sequence[str] | None = None,
+                on_error: str = "raise") -> tuple[list[np.ndarray | None], list[str | None]]:
+        """Preprocess images exactly as in training; returns arrays and, per image, an error or None."""
+        arrays: list[np.ndarray | None] = []
+        errors: list[str | None] = []
+        for i, img in enumerate(images):
+            name = names[i] if names else None
+            try:
+                arrays.append(prepare_image(img, self.preprocess, name))
+                errors.append(None)
+            except DataError as e:
+                if on_error == "raise":
+                    raise
+                arrays.append(None)
+                errors.append(str(e))
+        return arrays, errors
+
+    def run_arrays(self, arrays: list[np.ndarray], batch_size: int = 64,
+                   decoder: Callable[[np.ndarray], DecodeResult] | None = None,
+                   keep_log_probs: bool = False) -> tuple[list[DecodeResult], list[np.ndarray] | None]:
+        """Decode preprocessed uint8 arrays."""
+        return run_batches(self._forward, arrays, self.preprocess.channels, batch_size, decoder, keep_log_probs)
+
+    def predict(self, images: ImageLike | Sequence[ImageLike], batch_size: int = 64, beam: int = 0,
+                lexicon=None, names: Sequence[str] | None = None, on_error: str = "raise") -> list[Prediction]:
+        """Read the text of each image (paths, bytes, PIL images or HxW[xC] arrays).
+
+        ``on_error="report"`` returns a :class:`Prediction` with ``error`` set for an
+        unreadable image instead of raising :class:`~crnn.errors.DataError`.
+        """
+        if isinstance(images, (str, os.PathLike, bytes, np.ndarray)) or hasattr(images, "getpixel"):
+            images = [images]  # type: ignore[list-item]
+        images = list(images)  # type: ignore[arg-type]
+        if names is None:
+            names = [str(x) if isinstance(x, (str, os.PathLike)) else f"image{i}" for i, x in enumerate(images)]
+        decoder = make_decoder(self.charset, beam, lexicon)
+        arrays, errors = self.prepare(images, names, on_error)
+        ok = [i for i, a in enumerate(arrays) if a is not None]
+        results, _ = self.run_arrays([arrays[i] for i in ok], batch_size, decoder)  # type: ignore[misc]
+        out = [Prediction("", 0.0, names[i], error=errors[i]) for i in range(len(images))]
+        for i, r in zip(ok, results):
+            out[i] = Prediction(self.charset.decode(r.indices), r.confidence, names[i], r.frames)
+        return out
+
+    def log_probs(self, images: Sequence[ImageLike]) -> list[np.ndarray]:
+        """Per-image (T, C) log-probabilities, for decoders and visualisation."""
+        arrays, _ = self.prepare(list(images))
+        _, lps = self.run_arrays(arrays, keep_log_probs=True)  # type: ignore[arg-type]
+        return lps  # type: ignore[return-value]
