@@ -30,6 +30,30 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+def _nfc_stable(chars: list[str]) -> str:
+    """Join distinct characters so that NFC leaves the string as it is.
+
+    Sorted by code point, a letter can land just before a combining mark (``z`` and
+    U+0301) or a Hangul vowel after a consonant; NFC would then merge the pair into
+    one character and drop both from the charset. Such characters are moved to a
+    place where they stay separate, so ``Charset(cs.chars) == cs`` and every
+    character of every label stays encodable.
+    """
+    text = "".join(chars)
+    if unicodedata.is_normalized("NFC", text):
+        return text
+    out = ""
+    for ch in chars:
+        for i in range(len(out), -1, -1):
+            cand = out[:i] + ch + out[i:]
+            if unicodedata.is_normalized("NFC", cand):
+                out = cand
+                break
+        else:  # no place keeps it separate (not seen in practice): NFC may merge it
+            out += ch
+    return out
+
+
 class Charset:
     """An ordered set of characters; index ``i + 1`` is ``chars[i]``, 0 is the blank."""
 
@@ -52,7 +76,7 @@ class Charset:
         chars: set[str] = set()
         for label in labels:
             chars.update(normalize(label))
-        return cls("".join(sorted(chars)))
+        return cls(_nfc_stable(sorted(chars)))
 
     @property
     def num_classes(self) -> int:

@@ -49,21 +49,27 @@ class Preprocess:
 
 
 def _open(source: str | os.PathLike | bytes, name: str, max_pixels: int) -> Image.Image:
+    # A file object, not a path: given a path, Pillow memory-maps uncompressed single-strip images, and on
+    # that path (Pillow 13) a TIFF with EXIF orientation 5-8 decodes to scrambled pixels.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-            w, h = img.size
-            if w * h > max_pixels:
-                raise DataError(f"{name}: image is {w}x{h} pixels, over the {max_pixels:,}-pixel limit "
-                                "(possible decompression bomb); refused")
-            img.load()
-    except DataError:
-        raise
+        fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
     except FileNotFoundError:
         raise DataError(f"{name}: file not found") from None
     except IsADirectoryError:
         raise DataError(f"{name}: is a folder, not an image") from None
+    except OSError as e:
+        raise DataError(f"{name}: cannot read the file ({e.strerror or e})") from None
+    try:
+        with fp, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+            w, h = img.size
+            if w * h > max_pixels:
+                raise DataError(f"{name}: refused as a possible decompression bomb ({w}x{h} pixels, over the "
+                                f"{max_pixels:,}-pixel limit); not loaded")
+            img.load()
+    except DataError:
+        raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         if isinstance(e, UnidentifiedImageError):
             raise DataError(f"{name}: not an image (Pillow cannot identify it)") from None
@@ -93,7 +99,10 @@ def load_image(source: ImageLike, name: str | None = None, max_pixels: int = 40_
         img = ImageOps.exif_transpose(img)
     except Exception:  # broken EXIF must not lose an otherwise good image
         pass
-    return _to_8bit(img)
+    try:
+        return _to_8bit(img)
+    except (ValueError, OSError) as e:  # a mode Pillow opens but cannot convert
+        raise DataError(f"{name}: unsupported image mode {img.mode} ({e})") from None
 
 
 def _from_array(a: np.ndarray, name: str) -> Image.Image:
@@ -117,10 +126,14 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     if mode in ("L", "RGB"):
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I", "F", "I;16N"):
-        a = np.asarray(img, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
+        a = np.asarray(img)
+        finite = a[np.isfinite(a)]  # a float image may hold NaN or infinities: scale by the finite range
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        a = np.nan_to_num(a, nan=lo, posinf=hi, neginf=lo).astype(np.float64)
         a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-        return Image.fromarray(a.astype(np.uint8), "L")
+        return Image.fromarray(a.clip(0, 255).astype(np.uint8), "L")
+    if mode in ("La", "RGBa"):  # premultiplied alpha: Pillow converts these only to their plain-alpha modes
+        img = img.convert("LA" if mode == "La" else "RGBA")
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or img.mode == "RGBA":

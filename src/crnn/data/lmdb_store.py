@@ -118,9 +118,21 @@ class LmdbReader:
             raw = txn.get(b"num-samples")
             if raw is None:
                 raise ValueError(f"{self.path}: LMDB has no 'num-samples' key, so it is not a text-recognition dataset")
-            self.num_samples = int(raw)
+            try:
+                self.num_samples = max(0, int(bytes(raw)))
+            except ValueError:
+                raise ValueError(f"{self.path}: LMDB 'num-samples' is not a number ({bytes(raw)[:20]!r})") from None
+            entries = _read_env(self.path).stat()["entries"]
+            if self.num_samples > entries:
+                raise ValueError(f"{self.path}: LMDB 'num-samples' says {self.num_samples} but the database holds "
+                                 f"only {entries} entries; it is damaged")
             meta = txn.get(META_KEY)
-        self.meta: dict[str, Any] = json.loads(meta) if meta else {}
+        try:
+            self.meta: dict[str, Any] = json.loads(meta) if meta else {}
+        except ValueError:  # another tool's or a damaged 'crnn-meta': the samples are still usable
+            self.meta = {}
+        if not isinstance(self.meta, dict):
+            self.meta = {}
 
     def _txn_env(self) -> lmdb.Environment:
         return _read_env(self.path)
@@ -129,10 +141,19 @@ class LmdbReader:
         return self.num_samples
 
     def label(self, index: int) -> str:
-        """Label of sample ``index`` (0-based)."""
+        """Label of sample ``index`` (0-based); KeyError if missing, UnicodeDecodeError if not UTF-8."""
+        key = b"label-%09d" % (index + 1)
         with self._txn_env().begin() as txn:
-            return txn.get(b"label-%09d" % (index + 1)).decode("utf-8")
+            raw = txn.get(key)
+            if raw is None:
+                raise KeyError(key.decode())
+            return bytes(raw).decode("utf-8")
 
     def image_bytes(self, index: int) -> bytes:
+        """Encoded image of sample ``index`` (0-based); KeyError if missing."""
+        key = b"image-%09d" % (index + 1)
         with self._txn_env().begin() as txn:
-            return bytes(txn.get(b"image-%09d" % (index + 1)))
+            raw = txn.get(key)
+            if raw is None:
+                raise KeyError(key.decode())
+            return bytes(raw)

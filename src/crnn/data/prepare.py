@@ -9,7 +9,7 @@ from pathlib import Path
 from crnn.charset import Charset
 from crnn.data.images import Preprocess
 from crnn.data.lmdb_store import LmdbWriter
-from crnn.data.sources import open_source
+from crnn.data.sources import open_source, summarize
 from crnn.data.validate import Report, check_samples
 from crnn.errors import DataError
 
@@ -40,7 +40,8 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, pre: Preprocess | No
             writer.add(s.data, s.label)
             labels.append(s.label)
         if not labels:
-            raise DataError(f"{source.location}: no usable sample ({len(report.skipped)} skipped); nothing written")
+            raise DataError(f"{source.location}: no usable sample ({len(report.skipped)} skipped: "
+                            f"{summarize(report.skipped)}); nothing written")
         used = cs or Charset.from_labels(labels)
         writer.set_meta({"charset": used.chars, "height": pre.height, "channels": pre.channels,
                          "source": str(source.location), "report": report.to_dict()})

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,38 @@ from crnn.data.lmdb_store import LmdbReader, is_lmdb
 from crnn.errors import DataError
 
 LABEL_FILES = ("labels.tsv", "labels.txt", "gt.txt")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # not str.splitlines(): that also splits on \x0b, \x1c, \x85, \u2028...
+
+
+def reason_kind(reason: str) -> str:
+    """What a skip reason is, without its details: the text before any colon or parenthesis."""
+    for sep in (":", " ("):
+        if sep in reason:
+            reason = reason.split(sep, 1)[0]
+    return reason
+
+
+def summarize(skipped: list[tuple[str, str]], top: int = 3) -> str:
+    """``"5 not an image, 2 empty label"``: the most common kinds of skip reason."""
+    return ", ".join(f"{n} {r}" for r, n in Counter(reason_kind(r) for _, r in skipped).most_common(top))
+
+
+def display(text: str) -> str:
+    """A file name or label fit for a one-line message: control, line-break and undecodable characters escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") else c for c in text)
+
+
+def bad_label(label: str) -> str | None:
+    """Why ``label`` cannot be a label (a control or undecodable character), else None."""
+    if label.isprintable():
+        return None
+    bad = sorted({c for c in label if unicodedata.category(c) in ("Cc", "Cs")})
+    if bad:
+        return f"label contains a control or undecodable character: {display(''.join(bad))}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -57,7 +91,10 @@ class Source:
             except OSError as e:
                 raise DataError(f"{rec.name}: unreadable file ({e.strerror or e})") from None
         assert self._reader is not None and rec.index is not None
-        return self._reader.image_bytes(rec.index)
+        try:
+            return self._reader.image_bytes(rec.index)
+        except KeyError:
+            raise DataError(f"{rec.name}: image missing from the LMDB dataset") from None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -98,7 +135,7 @@ def _folder(root: Path, label_pattern: str | None) -> Source:
     files = sorted(f for f in root.rglob("*") if f.is_file() and not any(part.startswith(".") for part in
                                                                          f.relative_to(root).parts))
     for f in files:
-        name = str(f)
+        name = display(str(f))
         if not is_image_path(f):
             skipped.append((name, f"not an image file extension ({f.suffix or 'none'})"))
             continue
@@ -106,16 +143,26 @@ def _folder(root: Path, label_pattern: str | None) -> Source:
         if rx is not None:
             m = rx.fullmatch(stem)
             if m is None:
-                skipped.append((name, f"file name does not match --label-pattern {rx.pattern!r}"))
+                skipped.append((name, f"file name does not match --label-pattern ({rx.pattern!r})"))
                 continue
             stem = m.group(1) or ""
         if not stem.strip():
             skipped.append((name, "empty label"))
             continue
+        why = bad_label(stem)
+        if why:
+            skipped.append((name, why))
+            continue
         records.append(Record(name, stem, path=f))
     if not records and not skipped:
         raise DataError(f"{root}: folder is empty (expected images named LABEL.png, or a labels.tsv)")
+    _require_records(root, records, skipped)
     return Source(root, "folder", records, skipped)
+
+
+def _require_records(where: Path, records: list[Record], skipped: list[tuple[str, str]]) -> None:
+    if not records:
+        raise DataError(f"{where}: no usable sample ({len(skipped)} skipped: {summarize(skipped)})")
 
 
 def _labels_file(file: Path) -> Source:
@@ -130,7 +177,7 @@ def _labels_file(file: Path) -> Source:
         line = raw[: e.start].count(b"\n") + 1
         raise DataError(f"{file}: line {line} is not valid UTF-8 (labels files must be UTF-8)") from None
     records, skipped = [], []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(_LINE_BREAK.split(text), 1):
         if not line.strip():
             continue
         where = f"{file}:{lineno}"
@@ -143,20 +190,30 @@ def _labels_file(file: Path) -> Source:
             skipped.append((where, "empty path"))
             continue
         if not label:
-            skipped.append((where, f"empty label for {rel}"))
+            skipped.append((where, f"empty label (for {display(rel)})"))
+            continue
+        why = bad_label(label)
+        if why:
+            skipped.append((where, why))
             continue
         # Lexical check, so a symlinked image folder inside the data folder still works.
         norm = os.path.normpath(rel)
         if os.path.isabs(rel) or norm == ".." or norm.startswith(".." + os.sep):
-            skipped.append((where, f"path {rel!r} points outside the data folder"))
+            skipped.append((where, f"path outside the data folder: {display(rel)}"))
             continue
         target = base / norm
-        if not target.is_file():
-            skipped.append((where, f"file not found: {rel}"))
+        try:
+            found = target.is_file()
+        except OSError as e:  # a name too long for the file system, say
+            skipped.append((where, f"cannot access the file: {display(rel)} ({e.strerror or e})"))
             continue
-        records.append(Record(str(target), label, path=target))
+        if not found:
+            skipped.append((where, f"file not found: {display(rel)}"))
+            continue
+        records.append(Record(display(str(target)), label, path=target))
     if not records and not skipped:
         raise DataError(f"{file}: labels file is empty")
+    _require_records(file, records, skipped)
     return Source(file, "labels", records, skipped)
 
 
@@ -167,7 +224,23 @@ def _lmdb(root: Path) -> Source:
         raise DataError(str(e)) from None
     except Exception as e:  # lmdb.Error and friends
         raise DataError(f"{root}: cannot open LMDB dataset ({e})") from None
-    records = [Record(f"{root}#{i + 1}", normalize(reader.label(i)), index=i) for i in range(len(reader))]
-    if not records:
+    records, skipped = [], []
+    for i in range(len(reader)):
+        name = f"{root}#{i + 1}"
+        try:
+            label = normalize(reader.label(i))
+        except KeyError:
+            skipped.append((name, "label missing from the LMDB dataset"))
+            continue
+        except UnicodeDecodeError:
+            skipped.append((name, "label is not valid UTF-8"))
+            continue
+        why = "empty label" if not label.strip() else bad_label(label)
+        if why:
+            skipped.append((name, why))
+            continue
+        records.append(Record(name, label, index=i))
+    if not records and not skipped:
         raise DataError(f"{root}: LMDB dataset has no samples")
-    return Source(root, "lmdb", records, [], reader.meta, reader)
+    _require_records(root, records, skipped)
+    return Source(root, "lmdb", records, skipped, reader.meta, reader)

@@ -16,7 +16,7 @@ import numpy as np
 
 from crnn.charset import Charset
 from crnn.data.images import Preprocess, load_image, to_model_array
-from crnn.data.sources import Record, Source
+from crnn.data.sources import Record, Source, reason_kind
 from crnn.errors import DataError
 
 
@@ -78,11 +78,7 @@ class Report:
         return "\n".join(lines)
 
 
-def _reason_kind(reason: str) -> str:
-    for sep in (":", " ("):
-        if sep in reason:
-            reason = reason.split(sep, 1)[0]
-    return reason
+_reason_kind = reason_kind
 
 
 def _stats(values: list[int]) -> dict:
@@ -134,7 +130,7 @@ def check_samples(source: Source, pre: Preprocess, charset: Charset | None = Non
         if dedupe:
             digest = hashlib.blake2b(data + b"\0" + label.encode(), digest_size=16).digest()
             if digest in seen:
-                report.skip(rec.name, f"duplicate of {seen[digest]}")
+                report.skip(rec.name, f"duplicate of an earlier file: {seen[digest]}")
                 continue
             seen[digest] = rec.name
         array = to_model_array(img, pre)

@@ -14,6 +14,7 @@ refused). It carries everything eval, predict, export and serve need:
 
 from __future__ import annotations
 
+import glob
 import os
 import pickle
 import tempfile
@@ -23,34 +24,55 @@ from typing import Any
 
 import torch
 
-from crnn.errors import ModelFileError
+from crnn.errors import CrnnError, ModelFileError
 
 FORMAT = "crnn-ocr-checkpoint"
 VERSION = 1
+
+
+class CheckpointWriteError(CrnnError, OSError):
+    """A checkpoint could not be written (full disk, no permission); the previous file is untouched.
+
+    An :class:`OSError` for callers that handle those, and a one-line :class:`CrnnError` for the CLI.
+    """
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` via a temporary file, fsync and rename.
 
     A crash, a kill or a full disk at any moment leaves either the old file or
-    the new one under ``path``, never a torn one.
+    the new one under ``path``, never a torn one. A failure to write raises
+    :class:`CheckpointWriteError`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as e:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if isinstance(e, OSError) and not isinstance(e, CrnnError):
+            err = CheckpointWriteError(f"{path}: could not write the checkpoint ({e.strerror or e}); "
+                                       f"{'the previous file is kept' if path.exists() else 'nothing was saved'}")
+            err.errno = e.errno
+            raise err from e
         raise
+    # A process killed while saving leaves its temporary file behind; the next good save removes it.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
     try:
         dfd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -73,6 +95,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         text = str(e)
+        if "Unsupported operand" in text:  # bytes that are no pickle at all (a .npy, random data): not code
+            detail = next(ln.strip() for ln in text.splitlines() if "Unsupported operand" in ln)
+            raise ModelFileError(f"{path}: not a readable model file (truncated or from another program: "
+                                 f"{detail.removeprefix('WeightsUnpickler error: ')[:160]})") from None
         if "weights_only" in text.lower() or "Unsupported" in text:
             detail = next((ln.strip() for ln in text.splitlines() if "Unsupported" in ln), "unsafe content")
             raise ModelFileError(f"{path}: refused: the file would import or run code, which a model file never "
@@ -89,12 +115,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise ModelFileError(f"{path}: not a checkpoint of this toolkit (no '{FORMAT}' marker; "
                              "a bare state_dict or another program's file?)")
     version = ckpt.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelFileError(f"{path}: checkpoint format version {version!r} is not a number; the file is damaged")
+    if version > VERSION:
         raise ModelFileError(f"{path}: checkpoint format version {version} is newer than this toolkit "
                              f"understands ({VERSION}); upgrade crnn-ocr")
-    for key in ("config", "charset", "preprocess", "model"):
+    for key, kind in (("config", dict), ("charset", str), ("preprocess", dict), ("model", dict)):
         if key not in ckpt:
             raise ModelFileError(f"{path}: checkpoint is missing '{key}'")
+        if not isinstance(ckpt[key], kind):
+            raise ModelFileError(f"{path}: checkpoint '{key}' is a {type(ckpt[key]).__name__}, not a {kind.__name__}")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ckpt["model"].items()):
+        raise ModelFileError(f"{path}: checkpoint 'model' is not a state dict (names -> tensors)")
     n_out = ckpt["model"].get("fc.weight")
     if n_out is None or n_out.shape[0] != len(ckpt["charset"]) + 1:
         raise ModelFileError(f"{path}: charset has {len(ckpt['charset'])} characters but the output layer has "
@@ -117,12 +149,26 @@ def model_from_checkpoint(ckpt: dict[str, Any], name: str = "model"):
         cfg = Config.from_dict(ckpt["config"])
     except ConfigError as e:
         raise ModelFileError(f"{name}: checkpoint config is not understood ({e})") from None
-    charset = Charset(ckpt["charset"])
-    pre = Preprocess.from_dict(ckpt["preprocess"])
     try:
+        charset = Charset(ckpt["charset"])
+        pre = Preprocess.from_dict(ckpt["preprocess"])
+    except (CrnnError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{name}: checkpoint charset or preprocessing is not understood ({e})") from None
+    weights = ckpt["model"]
+    try:
+        # Shapes first, on the meta device (no memory): a file whose config claims a huge model
+        # must not make us allocate it before its weights are found not to fit.
+        with torch.device("meta"):
+            probe = build_model(cfg.model, charset.num_classes, pre.channels, pre.height)
+        want = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in weights.items()}
+        if want != got:
+            diff = sorted(set(want) ^ set(got)) or [k for k in want if want[k] != got[k]]
+            k = diff[0]
+            raise ValueError(f"{k}: file has {got.get(k, 'nothing')}, the model needs {want.get(k, 'nothing')}")
         model = build_model(cfg.model, charset.num_classes, pre.channels, pre.height)
-        model.load_state_dict(ckpt["model"])
-    except (RuntimeError, ValueError) as e:
-        first = str(e).splitlines()[0]
+        model.load_state_dict(weights)
+    except (RuntimeError, ValueError, TypeError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
         raise ModelFileError(f"{name}: weights do not fit the model the checkpoint describes ({first[:200]})") from None
     return model.eval(), charset, pre, cfg

@@ -18,7 +18,7 @@ import numpy as np
 from crnn.charset import Charset
 from crnn.data.dataset import TextLineDataset
 from crnn.data.images import Preprocess
-from crnn.data.sources import Source
+from crnn.data.sources import Source, summarize
 from crnn.data.validate import Report, check_samples
 from crnn.errors import DataError
 
@@ -32,8 +32,8 @@ def length_check(output_length: Callable[[int], int]) -> Callable[[str, int], st
     def check(label: str, width: int) -> str | None:
         t, need = output_length(width), ctc_frames_needed(label)
         if t < need:
-            return (f"label of {len(label)} characters needs {need} CTC frames but the image gives only {t} "
-                    "(make the image wider or the label shorter)")
+            return (f"label too long for the image: {len(label)} characters need {need} CTC frames but the image "
+                    f"gives only {t} (make the image wider or the label shorter)")
         return None
 
     return check
@@ -56,7 +56,7 @@ def load_dataset(source: Source, pre: Preprocess, charset: Charset,
         targets.append(charset.encode(s.label))
     if not arrays:
         raise DataError(f"{source.location}: no usable sample ({len(report.skipped)} skipped: "
-                        + ", ".join(f"{n} {r}" for r, n in report.reasons().most_common(3)) + ")")
+                        f"{summarize(report.skipped)})")
     return Loaded(TextLineDataset(arrays, labels, targets), report)
 
 
