@@ -10,7 +10,9 @@ import argparse
 import glob
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from crnn import __version__
@@ -109,6 +111,7 @@ def cmd_eval(args) -> int:
                                           beam=args.beam, lexicon=args.lexicon)
     summary = metrics.summary(worst=args.worst)
     summary["skipped"] = len(report.skipped)
+    summary["skipped_by_reason"] = dict(report.reasons())
     if report.unknown_chars:
         summary["labels_with_chars_outside_model_charset"] = dict(report.unknown_chars)
     if args.report:
@@ -120,7 +123,7 @@ def cmd_eval(args) -> int:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
         return 0
     if report.skipped:
-        print(report.format(max_lines=5), file=sys.stderr)
+        print(report.format(max_lines=20), file=sys.stderr)
     print(f"model            {args.model}")
     print(f"data             {args.data}  ({metrics.n} samples, {len(report.skipped)} skipped)")
     print(f"word accuracy    {metrics.accuracy:.2%}  (ignoring case: {metrics.accuracy_nocase:.2%})")
@@ -225,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="LMDB folder to create")
     p.add_argument("--height", type=int, default=32, help="model input height used for the statistics")
     p.add_argument("--channels", type=int, choices=(1, 3), default=1)
-    p.add_argument("--charset", help="allowed characters; labels with others are skipped and counted")
+    p.add_argument("--charset", help="allowed characters; labels with others are skipped and counted "
+                   "(write --charset=-AB if it starts with '-')")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists (only once the new one is done)")
     _add_data_options(p)
     p.set_defaults(func=cmd_prepare)
@@ -302,8 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sigterm_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # A SIGTERM while loading data or a model ends like Ctrl-C: one line, status 130
+        # (training installs its own handler, which saves last.pt first).
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         return args.func(args)
     except CrnnError as e:

@@ -280,7 +280,7 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
     total_steps = max(1, steps_per_epoch * cfg.train.epochs)
 
     ts = {"epoch": 0, "step": 0, "batch_in_epoch": 0, "elapsed": 0.0, "best_acc": -1.0, "best_cer": math.inf,
-          "images": 0}
+          "images": 0, "bad_total": 0}
     if state is not None:
         t_state = state["train_state"]
         model.load_state_dict(t_state["raw_model"])
@@ -288,7 +288,7 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
         if ema is not None and t_state.get("ema") is not None:
             ema.load_state_dict(t_state["ema"])
         _set_rng_state(t_state["rng"], aug_gen)
-        ts.update({k: t_state[k] for k in ts})
+        ts.update({k: t_state[k] for k in ts if k in t_state})
         say(f"resuming {run} at epoch {ts['epoch'] + 1}, step {ts['step']}, {ts['elapsed']:.0f} s trained")
 
     if is_main:
@@ -360,7 +360,7 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
                 train_ds.set_epoch(epoch)
             lr = learning_rate(cfg.train, progress_frac(), epoch)
             runlog.line(f"start epoch {epoch + 1}/{cfg.train.epochs}: learning_rate = {lr:.6g}")
-            loss_sum, loss_n = 0.0, 0
+            loss_sum, loss_n, bad_epoch = 0.0, 0, 0
             t_epoch, imgs_epoch = time.monotonic(), 0
             skip = ts["batch_in_epoch"]
             for i, batch in enumerate(loader):
@@ -380,7 +380,8 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
                 optimizer.zero_grad(set_to_none=True)
                 if not torch.isfinite(loss):
                     bad_steps += 1
-                    ts["bad_total"] = ts.get("bad_total", 0) + 1
+                    bad_epoch += 1
+                    ts["bad_total"] += 1
                     if bad_steps >= cfg.train.max_bad_steps:
                         raise CrnnError(f"training diverged: {bad_steps} consecutive non-finite losses "
                                         f"(try a lower train.lr, now {cfg.train.lr})")
@@ -423,13 +424,13 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
                 break
             epoch_done = not finished or ts["batch_in_epoch"] >= steps_per_epoch
             metrics = validate()
-            avg = loss_sum / max(loss_n, 1)
+            avg = loss_sum / loss_n if loss_n else math.nan  # NaN: no finite step this epoch
             rate = imgs_epoch / max(time.monotonic() - t_epoch, 1e-9)
             if epoch_done:
                 ts["epoch"] += 1
                 ts["batch_in_epoch"] = 0
-            improved = metrics.accuracy > ts["best_acc"] or (
-                metrics.accuracy == ts["best_acc"] and metrics.cer < ts["best_cer"])
+            improved = loss_n > 0 and (metrics.accuracy > ts["best_acc"] or (
+                metrics.accuracy == ts["best_acc"] and metrics.cer < ts["best_cer"]))
             if improved:
                 ts["best_acc"], ts["best_cer"] = metrics.accuracy, metrics.cer
             row = {"epoch": epoch + 1, "step": ts["step"], "elapsed_s": ts["elapsed"], "lr": lr, "train_loss": avg,
@@ -437,7 +438,8 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
                    "val_cer": metrics.cer, "images_per_s": rate}
             history.append(row)
             runlog.line(f"epoch {epoch + 1}/{cfg.train.epochs} average_loss = {avg:.6f} val_accuracy = "
-                        f"{metrics.accuracy:.4f} val_cer = {metrics.cer:.4f} images/s = {rate:.1f}")
+                        f"{metrics.accuracy:.4f} val_cer = {metrics.cer:.4f} images/s = {rate:.1f}"
+                        + (f" skipped_nonfinite_steps = {bad_epoch}" if bad_epoch else ""))
             runlog.metrics(row)
             if is_main:
                 if improved:

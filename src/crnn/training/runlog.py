@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import csv
 import time
+from contextlib import contextmanager
 from pathlib import Path
+
+from crnn.errors import CrnnError
 
 METRIC_FIELDS = ["epoch", "step", "elapsed_s", "lr", "train_loss", "val_accuracy", "val_accuracy_nocase",
                  "val_cer", "images_per_s"]
 
 
 class RunLog:
-    """Appends to ``train.log`` and ``metrics.csv``; does nothing when ``enabled`` is false (non-zero ranks)."""
+    """Appends to ``train.log`` and ``metrics.csv``; does nothing when ``enabled`` is false (non-zero ranks).
+
+    A write that fails (a full disk) becomes a one-line :class:`~crnn.errors.CrnnError` naming the file.
+    """
 
     def __init__(self, run_dir: Path, enabled: bool = True):
         self.enabled = enabled
@@ -23,13 +29,22 @@ class RunLog:
 
     def line(self, text: str) -> None:
         if self.enabled:
-            with open(self.log_path, "a", encoding="utf-8") as f:
+            with _writing(self.log_path) as f:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
     def metrics(self, row: dict) -> None:
         if self.enabled:
-            with open(self.csv_path, "a", newline="") as f:
+            with _writing(self.csv_path) as f:
                 csv.writer(f).writerow([_fmt(row.get(k)) for k in METRIC_FIELDS])
+
+
+@contextmanager
+def _writing(path: Path):
+    try:
+        with open(path, "a", encoding="utf-8", newline="") as f:
+            yield f
+    except OSError as e:
+        raise CrnnError(f"{path}: cannot write ({e.strerror or e}); last.pt and best.pt are unaffected") from None
 
 
 def _fmt(v) -> str:
