@@ -24,7 +24,7 @@ def test_two_processes_match_single_process_quality_and_resume(toy_data, tmp_pat
     p = _crnn("train", "--nproc", "2", "--train", str(toy_data / "train"), "--val", str(toy_data / "test"),
               "--out", str(run), "--epochs", "8", *ARGS)
     assert p.returncode == 0, p.stderr[-2000:]
-    assert p.stdout.count("best validation word accuracy") == 1  # only rank 0 reports
+    assert p.stdout.count("best model: validation CER") == 1  # only rank 0 reports
     log = (run / "train.log").read_text()
     assert log.count("start epoch 1/8") == 1  # only rank 0 writes logs
     rows = read_metrics(run / "metrics.csv")
