@@ -1,0 +1,59 @@
+"""The shipped model ``builtin:en``: it loads wherever a model path does, and reads printed words."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from crnn.builtin import builtin_models, resolve_model_path
+from crnn.cli import main
+from crnn.errors import ModelFileError
+from crnn.recognizer import Recognizer
+from crnn.synth import SynthConfig, bundled_fonts, render
+
+WORDS = ["the", "People", "WORLD", "water", "Number", "42", "quickly", "Jump", "office", "Market", "$19.99",
+         "garden", "Tuesday", "HELLO", "example", "(note)", "seven", "River", "question", "2024", "light",
+         "Family", "school", "NIGHT", "company", "It's", "window", "3:45", "History", "yellow"]
+
+MIN_ACCURACY = 0.8  # measured on these words in DejaVu Sans/Mono (bundled with matplotlib): see BENCHMARKS.md
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return Recognizer.load("builtin:en")
+
+
+def _images():
+    fonts = [f for f in bundled_fonts() if f.name in ("DejaVuSans.ttf", "DejaVuSansMono.ttf", "DejaVuSans-Bold.ttf")]
+    cfg = dataclasses.replace(SynthConfig(system_fonts=False), blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0,
+                              rotation=0.0, shear=0.0)
+    rng = np.random.default_rng(0)
+    return [(render(w, fonts[i % len(fonts)], rng, cfg), w) for i, w in enumerate(WORDS)]
+
+
+def test_builtin_en_is_shipped_and_small():
+    assert "en" in builtin_models()
+    path = resolve_model_path("builtin:en")
+    assert path.stat().st_size < 20 * 1024 * 1024
+    with pytest.raises(ModelFileError, match="available: .*en"):
+        resolve_model_path("builtin:xx")
+
+
+def test_builtin_en_reads_rendered_words(rec):
+    chars = set(rec.charset.chars)
+    assert set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,:;!?'()-$%") <= chars
+    images = _images()
+    preds = rec.predict([img for img, _ in images])
+    correct = sum(p.text == w for p, (_, w) in zip(preds, images))
+    assert correct / len(images) >= MIN_ACCURACY, [(p.text, w) for p, (_, w) in zip(preds, images) if p.text != w]
+
+
+def test_builtin_name_works_in_the_cli(tmp_path, capsys):
+    img, word = _images()[1]
+    img.save(tmp_path / f"{word}.png")
+    capsys.readouterr()
+    assert main(["predict", "builtin:en", str(tmp_path / f"{word}.png"), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["text"] == word
+    assert main(["eval", "builtin:en", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 1
