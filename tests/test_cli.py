@@ -13,7 +13,7 @@ def cli_run(toy_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     assert main(["prepare", str(toy_data / "train"), str(root / "train.lmdb")]) == 0
     cfg = root / "tiny.toml"
-    cfg.write_text("[model]\nrnn_hidden = 64\n[train]\nbatch_size = 16\nepochs = 10\n")
+    cfg.write_text("[data]\nheight = 32\n[model]\nrnn_hidden = 64\n[train]\nbatch_size = 16\nepochs = 10\n")
     assert main(["train", "--train", str(root / "train.lmdb"), "--val", str(toy_data / "test"), "--out",
                  str(root / "run"), "--config", str(cfg), "--no-progress"]) == 0
     return root

@@ -26,7 +26,8 @@ def test_amp_dtype(monkeypatch):
 
 
 def test_amp_training_runs_on_cpu(toy_data, tmp_path):
-    cfg = apply_overrides(Config(), ["model.rnn_hidden=32", "train.batch_size=16", "train.epochs=2", "train.amp=true",
+    cfg = apply_overrides(Config(), ["data.height=32", "model.rnn_hidden=32", "train.batch_size=16", "train.epochs=2",
+                                     "train.amp=true",
                                      "train.device=cpu"])
     res = train(cfg, toy_data / "train", tmp_path / "amp", progress=False, log=lambda *a: None)
     assert res.steps > 0 and res.best_path.exists()

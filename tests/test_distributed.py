@@ -9,7 +9,7 @@ import pytest
 from crnn.training.checkpoint import load_checkpoint
 from crnn.training.runlog import read_metrics
 
-ARGS = ["--set", "model.rnn_hidden=64", "--set", "train.batch_size=16", "--no-progress"]
+ARGS = ["--set", "data.height=32", "--set", "model.rnn_hidden=64", "--set", "train.batch_size=16", "--no-progress"]
 
 
 def _crnn(*argv):

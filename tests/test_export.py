@@ -38,7 +38,8 @@ def tiny_model_path(toy_data: Path, tmp_path_factory) -> Path:
     if "best" not in _TRAINED:
         from crnn.training.loop import train
 
-        cfg = apply_overrides(Config(), ["model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3",
+        cfg = apply_overrides(Config(), ["data.height=32",
+                                         "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3",
                                          "train.epochs=3", "train.seed=0"])
         result = train(cfg, toy_data / "train", tmp_path_factory.mktemp("export_run") / "exp",
                        val_path=toy_data / "test", progress=False, log=lambda *a: None)

@@ -32,7 +32,7 @@ from crnn.training.checkpoint import save_checkpoint
 from crnn.training.loop import train
 
 CHARSET = "-7ABx"
-TINY = ["model.rnn_hidden=16", "train.batch_size=16", "train.log_every=1000", "augment.enabled=false"]
+TINY = ["data.height=32", "model.rnn_hidden=16", "train.batch_size=16", "train.log_every=1000", "augment.enabled=false"]
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -35,7 +35,8 @@ from crnn.training.loop import train
 from crnn.training.runlog import read_metrics
 
 EPOCHS = 3
-SETTINGS = ["model.rnn_hidden=32", "train.batch_size=16", "train.checkpoint_every=0.5", "train.log_every=1",
+SETTINGS = ["data.height=32",
+            "model.rnn_hidden=32", "train.batch_size=16", "train.checkpoint_every=0.5", "train.log_every=1",
             "data.val_fraction=0"]
 ARGS = [a for s in SETTINGS for a in ("--set", s)] + ["--epochs", str(EPOCHS), "--no-progress"]
 STEPS_PER_EPOCH = 3  # 40 samples in batches of 16

@@ -30,7 +30,7 @@ from crnn.recognizer import Prediction, Recognizer
 from crnn.training.loop import train
 from crnn.training.runlog import METRIC_FIELDS
 
-FAST = ["model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.log_every=5"]
+FAST = ["data.height=32", "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.log_every=5"]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ SYNTH = 'system_fonts = false\ntext = "regex:[AB7x-]{1,4}"\ncharset = "AB7x-"\n'
 
 
 def _cfg(*extra):
-    return apply_overrides(Config(), ["model.rnn_hidden=32", "train.batch_size=16", "data.synth_epoch_size=48",
+    return apply_overrides(Config(), ["data.height=32", "model.rnn_hidden=32", "train.batch_size=16",
+                                      "data.synth_epoch_size=48",
                                       "data.max_val=16", "train.epochs=2", *extra])
 
 

@@ -20,7 +20,7 @@ from crnn.training.checkpoint import load_checkpoint
 from crnn.training.loop import train
 from crnn.training.runlog import read_metrics
 
-FAST = ["model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.log_every=5"]
+FAST = ["data.height=32", "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.log_every=5"]
 
 
 def toy_config(epochs: int, *extra: str) -> Config:
@@ -98,7 +98,8 @@ def _weights(path: Path) -> dict:
 
 def test_resume_after_kill_matches_uninterrupted_run(toy_data, tmp_path):
     """SIGTERM a real training process mid-run; --resume must end exactly where an uninterrupted run ends."""
-    args = ["--set", "model.rnn_hidden=64", "--set", "train.batch_size=16", "--set", "train.log_every=5",
+    args = ["--set", "data.height=32",
+            "--set", "model.rnn_hidden=64", "--set", "train.batch_size=16", "--set", "train.log_every=5",
             "--epochs", "4", "--no-progress"]
     full = tmp_path / "full"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="validate a dataset and write it as LMDB, with a report")
     p.add_argument("data", help="folder of LABEL.png images, a labels.tsv, or an LMDB")
     p.add_argument("out", help="LMDB folder to create")
-    p.add_argument("--height", type=int, default=32, help="model input height used for the statistics")
+    p.add_argument("--height", type=int, default=48, help="model input height recorded in the dataset's metadata")
     p.add_argument("--channels", type=int, choices=(1, 3), default=1)
     p.add_argument("--charset", help="allowed characters; labels with others are skipped and counted "
                    "(write --charset=-AB if it starts with '-')")

@@ -33,8 +33,10 @@ else:  # pragma: no cover
 class DataConfig:
     """How images become tensors and labels become targets."""
 
-    height: int = 32
-    """Every image is resized to this height, keeping its aspect ratio."""
+    height: int = 48
+    """Every image is resized to this height, keeping its aspect ratio. 48 rather than the paper's 32:
+    on the seed-parity benchmark it kept the detail that tells 0 from O and 8 from B (85.6 % against
+    77-82 % held-out in the same 10 minutes, see BENCHMARKS.md), at 2.25x the arithmetic per image."""
     channels: int = 1
     """1 = grayscale, 3 = RGB."""
     min_width: int = 16
