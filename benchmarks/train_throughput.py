@@ -39,11 +39,11 @@ def matmul_rate(seconds: float = 3.0, n: int = 1024) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
-def train_step_fn(model, batch: int, width: int, channels_last: bool):
+def train_step_fn(model, batch: int, height: int, width: int, channels_last: bool):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=fmt).train()
-    x = torch.randn(batch, 1, 32, width).contiguous(memory_format=fmt)
+    x = torch.randn(batch, 1, height, width).contiguous(memory_format=fmt)
     t = model.output_length(width)
     targets = torch.randint(1, 37, (batch * 5,))
 
@@ -58,17 +58,17 @@ def train_step_fn(model, batch: int, width: int, channels_last: bool):
     return step
 
 
-def flops_per_train_image(arch: str, width: int) -> float:
-    model = build_model(ModelConfig(arch=arch, **RNN_DEFAULTS[arch]), 37)
-    step = train_step_fn(model, 8, width, False)
+def flops_per_train_image(arch: str, height: int, width: int) -> float:
+    model = build_model(ModelConfig(arch=arch, **RNN_DEFAULTS[arch]), 37, height=height)
+    step = train_step_fn(model, 8, height, width, False)
     with FlopCounterMode(display=False) as fc:
         step()
     return fc.get_total_flops() / 8
 
 
-def model_only(arch: str, batch: int, width: int, seconds: float) -> float:
-    model = build_model(ModelConfig(arch=arch, **RNN_DEFAULTS[arch]), 37)
-    step = train_step_fn(model, batch, width, True)
+def model_only(arch: str, batch: int, height: int, width: int, seconds: float) -> float:
+    model = build_model(ModelConfig(arch=arch, **RNN_DEFAULTS[arch]), 37, height=height)
+    step = train_step_fn(model, batch, height, width, True)
     for _ in range(2):
         step()
     n, t0 = 0, time.perf_counter()
@@ -78,10 +78,11 @@ def model_only(arch: str, batch: int, width: int, seconds: float) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def end_to_end(arch: str, batch: int, data: Path, seconds: float) -> float:
+def end_to_end(arch: str, batch: int, height: int, data: Path, seconds: float) -> float:
     from crnn.training.loop import train
 
     cfg = Config()
+    cfg.data.height = height
     cfg.model = ModelConfig(arch=arch, **RNN_DEFAULTS[arch])
     cfg.train.batch_size = batch
     cfg.train.time_budget = seconds
@@ -98,6 +99,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--data", default="bench-out/seed_parity/train", help="CAPTCHA folder (made if missing)")
     ap.add_argument("--no-e2e", action="store_true")
+    ap.add_argument("--height", type=int, default=Config().data.height, help="model input height")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,18 +108,21 @@ def main() -> int:
         from crnn.data.captcha import generate_captchas
 
         generate_captchas(data, 2000, seed=1)
-    width = 85  # 160x60 CAPTCHAs at height 32
+    height = args.height
+    width = round(160 * height / 60)  # 160x60 CAPTCHAs at the model height
     rate = matmul_rate()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 matmul {rate / 1e9:.1f} GFLOP/s")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 matmul {rate / 1e9:.1f} GFLOP/s, "
+          f"input 1x{height}x{width}")
     rows = []
     for arch in args.variants.split(","):
-        fl = flops_per_train_image(arch, width)
+        fl = flops_per_train_image(arch, height, width)
         floor = rate / fl
         params = count_parameters(build_model(ModelConfig(arch=arch, **RNN_DEFAULTS[arch]), 37))
         for bs in (int(b) for b in args.batch_sizes.split(",")):
-            mo = model_only(arch, bs, width, args.seconds / 2)
-            e2e = float("nan") if args.no_e2e else end_to_end(arch, bs, data, args.seconds)
-            row = {"variant": arch, "params": params, "batch": bs, "train_gflop_per_image": fl / 1e9,
+            mo = model_only(arch, bs, height, width, args.seconds / 2)
+            e2e = float("nan") if args.no_e2e else end_to_end(arch, bs, height, data, args.seconds)
+            row = {"variant": arch, "params": params, "batch": bs, "input": f"1x{height}x{width}",
+                   "train_gflop_per_image": fl / 1e9,
                    "floor_images_per_s": floor, "model_only_images_per_s": mo, "end_to_end_images_per_s": e2e,
                    "model_only_pct_floor": 100 * mo / floor, "end_to_end_pct_floor": 100 * e2e / floor}
             rows.append(row)
