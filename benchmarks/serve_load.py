@@ -177,9 +177,11 @@ def main(argv: list[str] | None = None) -> int:
             health = httpx.get(url + "/health", timeout=10).json()
             asyncio.run(load(url, images, min(args.clients, 4), args.warmup, 30.0, 1))  # warm-up, not counted
             before = httpx.get(url + "/health", timeout=10).json()["batching"]
+            rss_before = rss_mb(proc)
             elapsed, lat, statuses = asyncio.run(load(url, images, args.clients, args.requests, args.max_seconds,
                                                       args.images_per_request))
             after = httpx.get(url + "/health", timeout=10).json()["batching"]
+            rss_after = rss_mb(proc)
         finally:
             if proc is not None:
                 proc.send_signal(signal.SIGINT)
@@ -206,7 +208,23 @@ def main(argv: list[str] | None = None) -> int:
     busy = after["model_seconds"] - before["model_seconds"]
     print(f"batching: {batches} model calls for {imgs} images, mean {imgs / max(batches, 1):.2f} images per call; "
           f"model busy {busy:.2f} s of {elapsed:.2f} s")
+    if rss_before is not None and rss_after is not None:
+        print(f"server memory (RSS): {rss_before:.0f} MB after warm-up, {rss_after:.0f} MB after the load "
+              f"({rss_after - rss_before:+.0f} MB)")
     return 1 if server_errors or failures else 0
+
+
+def rss_mb(proc) -> float | None:
+    """Resident memory of the server process we started (Linux), in MB."""
+    if proc is None:
+        return None
+    try:
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 if __name__ == "__main__":
