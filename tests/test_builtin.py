@@ -16,7 +16,7 @@ WORDS = ["the", "People", "WORLD", "water", "Number", "42", "quickly", "Jump", "
          "garden", "Tuesday", "HELLO", "example", "(note)", "seven", "River", "question", "2024", "light",
          "Family", "school", "NIGHT", "company", "It's", "window", "3:45", "History", "yellow"]
 
-MIN_ACCURACY = 0.8  # measured on these words in DejaVu Sans/Mono (bundled with matplotlib): see BENCHMARKS.md
+MIN_ACCURACY = 0.9  # the shipped model reads 29 of these 30 (all but "It's" -> "lt's"); see BENCHMARKS.md
 
 
 @pytest.fixture(scope="module")

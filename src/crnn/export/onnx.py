@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from crnn import __version__
 from crnn.errors import CrnnError, ModelFileError
 from crnn.export.onnx_runtime import EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES
+from crnn.fileio import atomic_write
 from crnn.recognizer import Recognizer
 
 DEFAULT_OPSET = 17
@@ -122,15 +122,8 @@ def default_out(model: str | os.PathLike | Recognizer, suffix: str) -> Path:
 
 
 def _atomic_write(out: Path, write) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``write(tmp_path)``, then rename into place (exporters open the file themselves)."""
+    atomic_write(out, write_path=write)
 
 
 def export_onnx(model: str | os.PathLike | Recognizer, out: str | os.PathLike | None = None,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 
 from crnn.errors import DataError
+from crnn.fileio import atomic_write
 
 
 def _series(rows: list[dict], xkey: str, ykey: str) -> tuple[list[float], list[float]]:
@@ -122,16 +122,7 @@ def plot_curves(metrics_csv: str | os.PathLike, out_png: str | os.PathLike) -> P
     fig = curves_figure(rows, f"{src.parent.name or src.name}: {n} epoch{'s' if n != 1 else ''}")
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return atomic_write(out, lambda f: f.write(buf.getvalue()))
 
 
 __all__ = ["plot_curves", "curves_figure"]

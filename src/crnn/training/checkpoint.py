@@ -14,10 +14,8 @@ refused). It carries everything eval, predict, export and serve need:
 
 from __future__ import annotations
 
-import glob
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import torch
 
 from crnn.errors import CrnnError, ModelFileError
+from crnn.fileio import atomic_write
 
 FORMAT = "crnn-ocr-checkpoint"
 VERSION = 1
@@ -46,45 +45,15 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """
     path = Path(path)
     payload = {"format": FORMAT, "version": VERSION, **payload}
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600 files; a model file is as readable as any other
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-        if isinstance(e, OSError) and not isinstance(e, CrnnError):
-            err = CheckpointWriteError(f"{path}: could not write the checkpoint ({e.strerror or e}); "
-                                       f"{'the previous file is kept' if path.exists() else 'nothing was saved'}")
-            err.errno = e.errno
-            raise err from e
-        raise
-    # A process killed while saving leaves its temporary file behind; the next good save removes it.
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        try:
-            stale.unlink()
-        except OSError:
-            pass
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # some file systems refuse fsync on folders; the rename is still atomic
-        pass
-    return path
+        return atomic_write(path, lambda f: torch.save(payload, f))
+    except OSError as e:
+        if isinstance(e, CrnnError):
+            raise
+        err = CheckpointWriteError(f"{path}: could not write the checkpoint ({e.strerror or e}); "
+                                   f"{'the previous file is kept' if path.exists() else 'nothing was saved'}")
+        err.errno = e.errno
+        raise err from e
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

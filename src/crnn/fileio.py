@@ -1,0 +1,67 @@
+"""Atomic file replacement: the one way this toolkit writes a file that something else may be reading.
+
+Checkpoints, exported models and training curves are written to a temporary file
+in the same folder, flushed to disk, then renamed over the target, so a crash, a
+kill or a full disk leaves the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None] | None = None,
+                 write_path: Callable[[Path], None] | None = None) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path`` (or ``write_path(tmp_path)``, for writers
+    that open the file themselves), fsync it, and rename it to ``path``.
+
+    The new file gets the usual permissions (``0o666`` less the umask; ``mkstemp``
+    alone would make it 0600). Temporary files left by an earlier process that was
+    killed mid-write are removed after a successful write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        if write_path is not None:
+            os.close(fd)
+            write_path(Path(tmp))
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        else:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:  # some file systems refuse fsync on folders; the rename is still atomic
+        pass
+    return path
