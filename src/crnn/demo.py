@@ -18,13 +18,13 @@ def _ensure(folder: Path, count: int, seed: int, exclude: set[str] | None = None
     return set(generate_captchas(folder, count, seed=seed, exclude=exclude))
 
 
-def run_demo(root: Path, time_budget: str = "3m", count: int = 2000) -> int:
+def run_demo(root: Path, time_budget: str = "3m", count: int = 2000, test_count: int = 300) -> int:
     from crnn.recognizer import Recognizer
     from crnn.training.loop import train
 
     train_dir, test_dir = root / "data" / "train", root / "data" / "test"
     train_texts = _ensure(train_dir, count, seed=1)
-    _ensure(test_dir, 300, seed=2, exclude=train_texts)
+    _ensure(test_dir, test_count, seed=2, exclude=train_texts)
     run = root / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = Config()
     cfg.train.time_budget = parse_duration(time_budget)
@@ -38,5 +38,11 @@ def run_demo(root: Path, time_budget: str = "3m", count: int = 2000) -> int:
     for p in preds[:8]:
         mark = "ok " if Path(p.name).stem == p.text else "ERR"
         print(f"  {mark} {Path(p.name).name:>12} -> {p.text:<8} {p.confidence:.3f}")
+    from crnn.insight.visualize import explain, render_explanation
+
+    first = Path(preds[0].name)
+    figure = render_explanation(explain(rec, first), run / f"explain-{first.stem}.png")
+    print(f"\n== what the model sees: {figure}\n   (input, feature maps, where each character was read, saliency;"
+          " see README 'See what the model sees')")
     print(f"\nmodel: {result.best_path}\ntry:   .venv/bin/crnn predict {result.best_path} {test_dir} --format tsv")
     return 0
