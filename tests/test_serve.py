@@ -35,7 +35,7 @@ from test_export import tiny_model_path  # noqa: E402
 
 TIMEOUT = 60.0
 SETTINGS = ServeSettings(max_request_bytes=300_000, max_images=8, max_pixels=200_000, max_side=3000,
-                         max_batch_images=16, max_wait_ms=25.0)
+                         max_batch_images=16, max_wait_ms=25.0, body_timeout_s=1.0)
 
 
 class ServerThread:
@@ -191,6 +191,16 @@ def test_image_too_large(client):
     body = _error(client.post("/v1/recognize", files={"file": ("wide.png", png(Image.new("L", (3500, 8), 255)))}),
                   413, "image_too_large", 0)
     assert "3000" in body["detail"]
+
+
+def test_slow_client_gets_408_and_the_server_stays_healthy(server, client):
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        slow.sendall(b"POST /v1/recognize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"images\": [")  # ... and then nothing more
+        assert client.get("/health").status_code == 200  # others are served while it stalls
+        reply = slow.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 408") and b"request_timeout" in reply
 
 
 def test_not_an_image_names_the_index(client):

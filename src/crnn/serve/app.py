@@ -65,6 +65,8 @@ class ServeSettings:
     """Largest width or height of one image (413 beyond)."""
     max_batch_images: int = 32
     """Most images the micro-batcher puts in one model call."""
+    body_timeout_s: float = 30.0
+    """A client that stops sending its body for this long gets 408 (slow clients cannot hold the server)."""
     max_wait_ms: float = 5.0
     """How long the micro-batcher waits for more requests after the first one."""
     beam: int = 0
@@ -235,10 +237,11 @@ def check_and_prepare(blobs: Sequence[tuple[str, bytes]], pre, s: ServeSettings)
 
 # -- the request size limit -----------------------------------------------------------------------------------------
 class BodyLimitMiddleware:
-    """Refuse request bodies over ``max_bytes`` with 413, before any parsing (Content-Length or counted)."""
+    """Refuse request bodies over ``max_bytes`` with 413, before any parsing (Content-Length or counted),
+    and bodies that stall for ``timeout_s`` with 408."""
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, timeout_s: float = 30.0):
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -253,7 +256,11 @@ class BodyLimitMiddleware:
             return await self._refuse(scope, receive, send, int(declared))
         chunks, size, more = [], 0, True
         while more:  # bodies within the limit are buffered, so chunked uploads are counted too
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except asyncio.TimeoutError:
+                err = ApiError(408, "request_timeout", f"the request body stalled for {self.timeout_s:g} s")
+                return await err.response()(scope, receive, send)
             if message["type"] == "http.disconnect":
                 return
             chunks.append(message.get("body", b""))
@@ -336,7 +343,7 @@ def create_app(recognizer, settings: ServeSettings | None = None) -> FastAPI:
     app = FastAPI(title="crnn-ocr", version=__version__, lifespan=lifespan,
                   description="Read the text of text-line images with a CRNN model.")
     app.state.recognizer, app.state.settings, app.state.batcher = recognizer, s, batcher
-    app.add_middleware(BodyLimitMiddleware, max_bytes=s.max_request_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=s.max_request_bytes, timeout_s=s.body_timeout_s)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):

@@ -44,7 +44,8 @@ def cmd_serve(args) -> int:
     rec = load_backend(args.model, args.backend, args.device, args.threads)
     settings = ServeSettings(max_request_bytes=int(args.max_request_mb * 1024 * 1024), max_images=args.max_images,
                              max_pixels=args.max_pixels, max_side=args.max_side, max_batch_images=args.max_batch,
-                             max_wait_ms=args.max_wait_ms, beam=args.beam, lexicon=args.lexicon)
+                             max_wait_ms=args.max_wait_ms, beam=args.beam, lexicon=args.lexicon,
+                             body_timeout_s=args.body_timeout)
     app = create_app(rec, settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: listening on {args.host}: reachable from other machines; there is no authentication",
@@ -78,6 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=_positive, default=32, help="most images in one model call")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long to wait for more requests to fill a batch")
+    p.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+                   help="answer 408 to a client whose request body stalls this long")
     p.add_argument("--max-request-mb", type=float, default=10.0, help="largest request body (413 beyond)")
     p.add_argument("--max-images", type=_positive, default=64, help="most images in one request (413 beyond)")
     p.add_argument("--max-pixels", type=_positive, default=16_000_000, help="most pixels in one image (413 beyond)")
