@@ -515,7 +515,7 @@ def _bad_model(kind: str, path: Path, marker: Path) -> None:
 
 
 BAD_MODELS = {
-    "evil legacy format": "refused", "evil inside the weights": "refused", "torchscript": "not a readable model",
+    "evil legacy format": "refused", "evil inside the weights": "refused", "torchscript": "is a TorchScript program",
     "zip": "not a readable model", "npy": "not a readable model", "version is text": "not a number",
     "model is a list": "'model' is a list", "charset is a number": "'charset' is a int",
     "charset has control chars": "control character", "config is garbage": "config is not understood",

@@ -56,6 +56,17 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
         raise err from e
 
 
+def _is_torchscript(path: Path) -> bool:
+    """A zip archive with a ``code/`` folder: what ``torch.jit.save`` writes."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as z:
+            return any("/code/" in n or n.startswith("code/") for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read and check a checkpoint; every failure is a one-line :class:`ModelFileError`."""
     path = Path(path)
@@ -63,6 +74,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise ModelFileError(f"{path}: model file not found")
     if path.is_dir():
         raise ModelFileError(f"{path}: is a folder; give a model file such as {path / 'best.pt'}")
+    if _is_torchscript(path):  # torch.load would hand it to torch.jit.load, which runs its TorchScript code
+        raise ModelFileError(f"{path}: is a TorchScript program, not a checkpoint (exported models are run with "
+                             "`crnn predict --backend` / `crnn serve`, not loaded as checkpoints)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
