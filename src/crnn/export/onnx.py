@@ -178,12 +178,17 @@ def _verify_onnx(rec: Recognizer, path: Path) -> float | None:
         return None
     from crnn.export.onnx_runtime import OnnxRecognizer
 
-    orec = OnnxRecognizer.load(path, threads=1)
+    return verify_export(rec, OnnxRecognizer.load(path, threads=1), "ONNX")
+
+
+def verify_export(rec: Recognizer, exported, what: str) -> float:
+    """Largest log-prob difference between ``exported`` (any backend with ``_forward``) and the PyTorch
+    model on batches of other sizes and widths than traced; refuses (raises) above the tolerance."""
     worst = 0.0
     for ws in ((96, 61, 40), (23,), (200, 200)):  # batched, single, other batch size and width than traced
         batch, widths = example_batch(rec, ws)
-        worst = max(worst, max_log_prob_diff(orec._forward(batch, widths), torch_outputs(rec, batch, widths)))
+        worst = max(worst, max_log_prob_diff(exported._forward(batch, widths), torch_outputs(rec, batch, widths)))
     if not worst <= VERIFY_TOLERANCE:
-        raise ModelFileError(f"{rec.name}: the ONNX export does not reproduce the PyTorch model (max log-prob "
+        raise ModelFileError(f"{rec.name}: the {what} export does not reproduce the PyTorch model (max log-prob "
                              f"difference {worst:.3g} > {VERIFY_TOLERANCE}); nothing written")
     return worst

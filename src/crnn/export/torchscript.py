@@ -22,7 +22,6 @@ import torch
 
 from crnn.errors import ModelFileError
 from crnn.export.onnx import (
-    VERIFY_TOLERANCE,
     ExportResult,
     _atomic_write,
     _WithLengths,
@@ -30,8 +29,7 @@ from crnn.export.onnx import (
     default_out,
     example_batch,
     export_metadata,
-    max_log_prob_diff,
-    torch_outputs,
+    verify_export,
 )
 from crnn.export.onnx_runtime import METADATA_KEY, ExportedRecognizer, parse_metadata
 from crnn.recognizer import Recognizer
@@ -65,15 +63,7 @@ def export_torchscript(model: str | os.PathLike | Recognizer, out: str | os.Path
 
 
 def _verify(rec: Recognizer, path: Path) -> float:
-    ts = TorchScriptRecognizer.load(path)
-    worst = 0.0
-    for ws in ((96, 61, 40), (23,), (200, 200)):
-        batch, widths = example_batch(rec, ws)
-        worst = max(worst, max_log_prob_diff(ts._forward(batch, widths), torch_outputs(rec, batch, widths)))
-    if not worst <= VERIFY_TOLERANCE:
-        raise ModelFileError(f"{rec.name}: the TorchScript export does not reproduce the model (max log-prob "
-                             f"difference {worst:.3g} > {VERIFY_TOLERANCE}); nothing written")
-    return worst
+    return verify_export(rec, TorchScriptRecognizer.load(path), "TorchScript")
 
 
 def read_torchscript(path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
