@@ -92,6 +92,35 @@ def test_finetune_with_another_charset(trained, tmp_path):
     assert torch.nn.functional.cosine_similarity(ckpt["model"][k].flatten(), base[k].flatten(), dim=0) > 0.9
 
 
+def test_finetune_keeps_the_init_height_unless_asked(trained, tmp_path):
+    """The toy model was trained at 32 px; `small` weights also fit 48 px, which --set data.height asks for."""
+    from crnn.cli import main
+
+    data = tmp_path / "new"
+    make_toy_set(data, 40, seed=6, alphabet="AB7x")
+    common = ["train", "--train", str(data), "--init", str(trained.best_path), "--epochs", "1", "--no-progress",
+              "--set", "train.batch_size=16"]
+    assert main(common + ["--out", str(tmp_path / "same")]) == 0
+    assert load_checkpoint(tmp_path / "same" / "best.pt")["preprocess"]["height"] == 32
+    assert main(common + ["--out", str(tmp_path / "taller"), "--set", "data.height=48"]) == 0
+    ckpt = load_checkpoint(tmp_path / "taller" / "best.pt")
+    assert ckpt["preprocess"]["height"] == 48
+    base = load_checkpoint(trained.best_path)["model"]
+    k = "cnn.0.0.weight"
+    assert torch.nn.functional.cosine_similarity(ckpt["model"][k].flatten(), base[k].flatten(), dim=0) > 0.9
+    # a height whose weights do not fit says so instead of silently training from scratch
+    assert main(common + ["--out", str(tmp_path / "bad"), "--set", "data.height=64"]) == 2
+
+
+def test_explicit_keys_reads_config_files_and_overrides(tmp_path):
+    from crnn.config import explicit_keys
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[data]\nheight = 48\n[train]\nlr = 0.001\n")
+    assert explicit_keys(cfg, ["model.arch=mobile"]) == {"data.height", "train.lr", "model.arch"}
+    assert explicit_keys(None, None) == set()
+
+
 def _weights(path: Path) -> dict:
     return load_checkpoint(path)["train_state"]["raw_model"]
 

@@ -245,10 +245,8 @@ def parse_duration(text: str | float | int) -> float:
     return total
 
 
-def load_config(path: str | Path | None) -> Config:
-    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file; ``None`` gives the defaults."""
-    if path is None:
-        return Config()
+def _read_table(path: str | Path) -> dict[str, Any]:
+    """The plain table of a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config file."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -258,16 +256,22 @@ def load_config(path: str | Path | None) -> Config:
         if p.suffix.lower() in (".yaml", ".yml"):
             import yaml
 
-            data = yaml.safe_load(text) or {}
-        else:
-            data = tomllib.loads(text)
+            return yaml.safe_load(text) or {}
+        return tomllib.loads(text)
     except Exception as e:  # tomllib.TOMLDecodeError / yaml.YAMLError
         kind = "YAML" if p.suffix.lower() in (".yaml", ".yml") else "TOML"
         raise ConfigError(f"{p}: not valid {kind}: {e}") from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    data = _read_table(path)
     try:
         return Config.from_dict(data)
     except ConfigError as e:
-        raise ConfigError(f"{p}: {e}") from None
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
@@ -284,6 +288,18 @@ def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
             raise ConfigError(f"unknown config key '{key.strip()}' (known: {', '.join(sorted(d[parts[0]]))})")
         d[parts[0]][parts[1]] = value
     return Config.from_dict(d)
+
+
+def explicit_keys(path: str | Path | None, overrides: list[str] | None) -> set[str]:
+    """The ``section.key`` names a config file or ``--set`` gives a value to (not left at the default).
+
+    Fine-tuning needs this: the init model's preprocessing wins unless the user asked for another.
+    """
+    keys = {item.split("=", 1)[0].strip() for item in overrides or [] if "=" in item}
+    if path is not None:
+        data = _read_table(path)
+        keys |= {f"{sec}.{k}" for sec, table in data.items() if isinstance(table, dict) for k in table}
+    return keys
 
 
 def to_toml(cfg: Config) -> str:

@@ -104,7 +104,8 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
-def _transfer_weights(model: torch.nn.Module, init: dict, charset: Charset, init_charset: Charset, log) -> None:
+def _transfer_weights(model: torch.nn.Module, init: dict, charset: Charset, init_charset: Charset, log,
+                      height_note: str = "") -> None:
     """Load ``init`` weights into ``model``; rows of the output layer follow the characters both charsets share."""
     own = model.state_dict()
     loaded, skipped = 0, []
@@ -115,7 +116,7 @@ def _transfer_weights(model: torch.nn.Module, init: dict, charset: Charset, init
         elif not k.startswith("fc."):
             skipped.append(k)
     if skipped:
-        raise CrnnError(f"--init model has a different architecture (first mismatch: {skipped[0]})")
+        raise CrnnError(f"--init model has a different architecture (first mismatch: {skipped[0]}){height_note}")
     shared = [c for c in charset.chars if c in init_charset]
     for k in ("fc.weight", "fc.bias"):
         src = init[k]
@@ -152,14 +153,17 @@ def _set_rng_state(state: dict, aug_gen: torch.Generator) -> None:
 
 def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.PathLike,
           val_path: str | os.PathLike | None = None, resume: bool = False, init: str | None = None,
-          progress: bool = True, log=print) -> TrainResult:
+          progress: bool = True, log=print, keep_height: bool = False) -> TrainResult:
     """Train a model on ``train_path`` into ``out_dir``.
 
     ``train_path``: a folder, labels file, LMDB or ``synth:CONFIG.toml``, or a list of them (mixed).
 
     ``resume`` continues from ``out_dir/last.pt`` (model, optimizer, schedule, epoch, RNG);
     ``init`` starts from another model's weights (fine-tuning; the output layer is
-    rebuilt if the charset differs). Raises :class:`~crnn.errors.CrnnError` for bad input.
+    rebuilt if the charset differs). Fine-tuning keeps the init model's architecture and
+    preprocessing; ``keep_height`` uses ``cfg.data.height`` instead (for presets whose weights do
+    not depend on the input height, e.g. ``small`` and ``mobile`` at 32 or 48).
+    Raises :class:`~crnn.errors.CrnnError` for bad input.
     """
     run = Path(out_dir)
     last_path, best_path = run / "last.pt", run / "best.pt"
@@ -193,7 +197,12 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
         init_cfg = Config.from_dict(init_ckpt["config"])
         cfg.model = init_cfg.model
         pre_i = Preprocess.from_dict(init_ckpt["preprocess"])
-        cfg.data.height, cfg.data.channels = pre_i.height, pre_i.channels
+        init_height = pre_i.height
+        if keep_height and cfg.data.height != pre_i.height:
+            say(f"fine-tuning at height {cfg.data.height} (the init model was trained at {pre_i.height})")
+        else:
+            cfg.data.height = pre_i.height
+        cfg.data.channels = pre_i.channels
         cfg.data.min_width, cfg.data.max_width = pre_i.min_width, pre_i.max_width
 
     pre = Preprocess(cfg.data.height, cfg.data.channels, cfg.data.min_width, cfg.data.max_width, cfg.data.max_pixels)
@@ -249,7 +258,9 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
         say(f"synthetic data: {cfg.data.synth_epoch_size} new samples per epoch from each synth source")
 
     if init_ckpt is not None:
-        _transfer_weights(model, init_ckpt["model"], charset, Charset(init_ckpt["charset"]), say)
+        note = (f"; its weights do not fit data.height={pre.height}, leave data.height unset to use its "
+                f"{init_height}" if pre.height != init_height else "")
+        _transfer_weights(model, init_ckpt["model"], charset, Charset(init_ckpt["charset"]), say, note)
     say(f"model: {cfg.model.arch} ({cfg.model.rnn_type} {cfg.model.rnn_layers}x{cfg.model.rnn_hidden}), "
         f"{count_parameters(model):,} parameters, {charset.num_classes} classes; device {device}")
 
