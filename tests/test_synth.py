@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import shutil
@@ -99,6 +100,63 @@ def test_default_words_source_is_deterministic():
     assert [s.text for s in a] == [s.text for s in b]
     assert [png(s.image) for s in a] == [png(s.image) for s in b]
     assert all(s.text.strip() == s.text and s.text for s in a)
+
+
+# --- CAPTCHA-like glyph distortion ------------------------------------------------------------
+
+
+def test_glyph_distortion_is_deterministic_and_differs_from_rigid_lines(cfg):
+    warped = dataclasses.replace(cfg, glyph_warp_prob=1.0)
+    run1 = [sample_at(warped, 5, i) for i in range(8)]
+    clear_caches()
+    run2 = [sample_at(warped, 5, i) for i in range(8)]
+    assert [(s.text, png(s.image)) for s in run1] == [(s.text, png(s.image)) for s in run2]
+    rigid = [sample_at(cfg, 5, i) for i in range(8)]
+    assert all(a.image.height == cfg.height for a in run1)
+    assert [png(a.image) for a in run1] != [png(b.image) for b in rigid]
+    # a config that never distorts draws nothing for it: rigid datasets keep their bytes
+    assert [png(s.image) for s in rigid] == [png(s.image) for s in
+                                              (sample_at(dataclasses.replace(cfg, glyph_rotation=5.0), 5, i)
+                                               for i in range(8))]
+
+
+def _ink_gaps(mask: Image.Image) -> list[int]:
+    """Widths of the empty column runs between the first and last inked column."""
+    cols = (np.asarray(mask) > 64).any(axis=0)
+    idx = np.flatnonzero(cols)
+    gaps, run = [], 0
+    for c in cols[idx[0]:idx[-1] + 1]:
+        if c:
+            if run:
+                gaps.append(run)
+            run = 0
+        else:
+            run += 1
+    return gaps
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_glyph_word_spaces_stay_wider_than_letter_gaps(seed):
+    from crnn.synth.glyphs import glyph_mask
+
+    c = SynthConfig(system_fonts=False, glyph_warp_prob=1.0, glyph_clutter=False)
+    font = load_font(str(bundled_font_dir() / "DejaVuSans.ttf"), 40)
+    rng = np.random.default_rng(seed)
+    mask = glyph_mask("cab dig", font, rng, c)
+    gaps = sorted(_ink_gaps(mask), reverse=True)
+    assert gaps, "the word space left no empty columns"
+    # one gap (the space) stands clearly above every gap between letters of a word
+    assert len(gaps) == 1 or gaps[0] >= gaps[1] + 5
+
+
+def test_every_glyph_leaves_ink_after_distortion():
+    from crnn.synth.glyphs import _glyph
+
+    c = SynthConfig(system_fonts=False, glyph_warp_prob=1.0)
+    font = load_font(str(bundled_font_dir() / "DejaVuSans.ttf"), 32)
+    rng = np.random.default_rng(0)
+    for ch in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.,:;!?'\"()-/&$%#@+*=_":
+        assert np.asarray(_glyph(ch, font, rng, c)).max() > 64, ch
 
 
 # --- fonts and glyph coverage -------------------------------------------------------------

@@ -111,6 +111,19 @@ class SynthConfig:
     jpeg_prob: float = 0.3
     jpeg_quality: tuple[int, int] = (25, 90)
 
+    # --- CAPTCHA-like distortion (crnn.synth.glyphs) --------------------------------------
+    glyph_warp_prob: float = 0.0
+    """Chance that a sample is drawn glyph by glyph: each character rotated and warped on its own,
+    letters crowded, dots and an arc across the text. 0 keeps rigid printed lines only."""
+    glyph_rotation: float = 30.0
+    """Largest rotation of one character, in degrees (either way)."""
+    glyph_warp: float = 1.0
+    """Strength of each character's quadrilateral warp (1 = as strong as the captcha package's)."""
+    glyph_overlap: float = 0.25
+    """Largest overlap of neighbouring letters, in average letter widths."""
+    glyph_clutter: bool = True
+    """Draw noise dots and an arc across glyph-by-glyph text."""
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
@@ -160,9 +173,10 @@ class SynthConfig:
                 raise bad(name, "must be a list of strings")
         for name in ("holdout_fraction", "color_prob", "dark_text_prob", "punct_prob", "pattern_prob"):
             prob(name)
-        for name in ("blur_prob", "noise_prob", "jpeg_prob"):
+        for name in ("blur_prob", "noise_prob", "jpeg_prob", "glyph_warp_prob"):
             prob(name)
-        for name in ("rotation", "shear", "stretch", "blur", "noise", "texture_strength", "min_contrast"):
+        for name in ("rotation", "shear", "stretch", "blur", "noise", "texture_strength", "min_contrast",
+                     "glyph_rotation", "glyph_warp", "glyph_overlap"):
             nonneg(name)
         if self.stretch >= 1:
             raise bad("stretch", "must be < 1")

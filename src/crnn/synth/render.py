@@ -14,6 +14,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from crnn.synth import glyphs
 from crnn.synth.config import SynthConfig
 from crnn.synth.fonts import draws_all, load_font, missing_chars
 
@@ -119,6 +120,10 @@ def render(text: str, font_path: str | os.PathLike, rng: np.random.Generator, cf
     lo, hi = cfg.font_size_range()
     size = int(rng.integers(lo, hi + 1))
     font = load_font(font_path, size)
+    # only configs that ask for glyph distortion draw for it, so other datasets keep their bytes
+    if cfg.glyph_warp_prob > 0 and rng.random() < cfg.glyph_warp_prob:
+        mask = glyphs.pad(glyphs.glyph_mask(text, font, rng, cfg), rng, cfg, size)
+        return _finish(mask, rng, cfg)
     ascent, descent = font.getmetrics()
     left, top, right, bottom = font.getbbox(text, anchor="ls")
     advance = font.getlength(text)
@@ -167,6 +172,11 @@ def render(text: str, font_path: str | os.PathLike, rng: np.random.Generator, cf
         math.ceil(bottom_edge + pads[3]),
     )
     mask = mask.crop(box)  # outside the canvas reads as 0: no ink
+    return _finish(mask, rng, cfg)
+
+
+def _finish(mask: Image.Image, rng: np.random.Generator, cfg: SynthConfig) -> Image.Image:
+    """Resize an ink mask to the output height, colour it over a background, degrade it."""
     w, h = mask.size
 
     # --- resize the ink to the output height, then colour it at that size ------------------
