@@ -69,13 +69,21 @@ def build_test_set(out: Path, count: int, seed: int) -> list[tuple[Path, str]]:
     return [(out / n, t) for n, t in rows]
 
 
-def run_ours(model: str, samples, batch: int) -> tuple[list[str], float]:
+def run_ours(model: str, samples, batch: int, backend: str = "torch") -> tuple[list[str], float]:
+    """Our model through ``Recognizer.predict`` (PyTorch) or the exported ONNX file (ONNX Runtime), 1 thread."""
     import torch
 
     from crnn.recognizer import Recognizer
 
     torch.set_num_threads(1)
     rec = Recognizer.load(model)
+    if backend == "onnx":
+        from crnn.export.onnx import export_onnx
+        from crnn.export.onnx_runtime import OnnxRecognizer
+
+        path = Path(tempfile.mkdtemp()) / "model.onnx"
+        export_onnx(rec, path)
+        rec = OnnxRecognizer.load(path, threads=1)
     paths = [p for p, _ in samples]
     rec.predict(paths[:16], batch_size=batch)  # warm-up
     t0 = time.perf_counter()
@@ -179,6 +187,8 @@ def main() -> int:
     results = {}
     preds, ips = run_ours(args.model, samples, args.batch)
     results["crnn " + args.model] = {**score(truths, preds), "images_per_s": ips}
+    preds, ips = run_ours(args.model, samples, args.batch, backend="onnx")
+    results["crnn, ONNX Runtime"] = {**score(truths, preds), "images_per_s": ips}
     if not args.no_tesseract:
         for scale in (1, 2):
             tp, tips = run_tesseract(samples, scale)
