@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from printed_words import build_test_set, run_tesseract  # noqa: E402
+from printed_words import build_test_set, onnx_twin, run_tesseract  # noqa: E402
 
 
 def bench(rec, paths: list[Path], batch: int) -> dict:
@@ -72,8 +72,6 @@ def main() -> int:
 
     import torch
 
-    from crnn.export.onnx import export_onnx
-    from crnn.export.onnx_runtime import OnnxRecognizer
     from crnn.recognizer import Recognizer
 
     torch.set_num_threads(1)
@@ -84,9 +82,7 @@ def main() -> int:
     for model in args.model or ["builtin:en"]:
         rec = Recognizer.load(model)
         with tempfile.TemporaryDirectory() as tmp:
-            onnx_path = Path(tmp) / "model.onnx"
-            export_onnx(rec, onnx_path)
-            ort = OnnxRecognizer.load(onnx_path, threads=1)
+            ort = onnx_twin(rec, Path(tmp))
             for name, r in (("pytorch", rec), ("onnxruntime", ort)):
                 for batch in (1, 64):
                     results[f"{model} {name} batch {batch}"] = bench(r, paths, batch)

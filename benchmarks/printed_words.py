@@ -69,6 +69,16 @@ def build_test_set(out: Path, count: int, seed: int) -> list[tuple[Path, str]]:
     return [(out / n, t) for n, t in rows]
 
 
+def onnx_twin(rec, folder: Path):
+    """``rec`` exported to ``folder/model.onnx`` and loaded with ONNX Runtime on one thread."""
+    from crnn.export.onnx import export_onnx
+    from crnn.export.onnx_runtime import OnnxRecognizer
+
+    path = folder / "model.onnx"
+    export_onnx(rec, path)
+    return OnnxRecognizer.load(path, threads=1)
+
+
 def run_ours(model: str, samples, batch: int, backend: str = "torch") -> tuple[list[str], float]:
     """Our model through ``Recognizer.predict`` (PyTorch) or the exported ONNX file (ONNX Runtime), 1 thread."""
     import torch
@@ -77,18 +87,14 @@ def run_ours(model: str, samples, batch: int, backend: str = "torch") -> tuple[l
 
     torch.set_num_threads(1)
     rec = Recognizer.load(model)
-    if backend == "onnx":
-        from crnn.export.onnx import export_onnx
-        from crnn.export.onnx_runtime import OnnxRecognizer
-
-        path = Path(tempfile.mkdtemp()) / "model.onnx"
-        export_onnx(rec, path)
-        rec = OnnxRecognizer.load(path, threads=1)
-    paths = [p for p, _ in samples]
-    rec.predict(paths[:16], batch_size=batch)  # warm-up
-    t0 = time.perf_counter()
-    preds = rec.predict(paths, batch_size=batch)
-    return [p.text for p in preds], len(paths) / (time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as tmp:
+        if backend == "onnx":
+            rec = onnx_twin(rec, Path(tmp))
+        paths = [p for p, _ in samples]
+        rec.predict(paths[:16], batch_size=batch)  # warm-up
+        t0 = time.perf_counter()
+        preds = rec.predict(paths, batch_size=batch)
+        return [p.text for p in preds], len(paths) / (time.perf_counter() - t0)
 
 
 def run_tesseract(samples, scale: int = 1) -> tuple[list[str], float]:

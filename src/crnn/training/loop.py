@@ -197,7 +197,6 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
         init_cfg = Config.from_dict(init_ckpt["config"])
         cfg.model = init_cfg.model
         pre_i = Preprocess.from_dict(init_ckpt["preprocess"])
-        init_height = pre_i.height
         if keep_height and cfg.data.height != pre_i.height:
             say(f"fine-tuning at height {cfg.data.height} (the init model was trained at {pre_i.height})")
         else:
@@ -259,7 +258,7 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
 
     if init_ckpt is not None:
         note = (f"; its weights do not fit data.height={pre.height}, leave data.height unset to use its "
-                f"{init_height}" if pre.height != init_height else "")
+                f"{pre_i.height}" if pre.height != pre_i.height else "")
         _transfer_weights(model, init_ckpt["model"], charset, Charset(init_ckpt["charset"]), say, note)
     say(f"model: {cfg.model.arch} ({cfg.model.rnn_type} {cfg.model.rnn_layers}x{cfg.model.rnn_hidden}), "
         f"{count_parameters(model):,} parameters, {charset.num_classes} classes; device {device}")
