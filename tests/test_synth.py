@@ -159,6 +159,102 @@ def test_every_glyph_leaves_ink_after_distortion():
         assert np.asarray(_glyph(ch, font, rng, c)).max() > 64, ch
 
 
+# --- tight crops (as a text detector boxes the ink) -------------------------------------------
+
+
+def _ink_box(img: Image.Image) -> tuple[int, int, int, int]:
+    """(left, top, right gap, bottom gap) of the pixels far from the flat background's colour."""
+    a = np.asarray(img.convert("L"), dtype=np.int16)
+    bg = np.bincount(a.ravel()).argmax()
+    ys, xs = np.nonzero(np.abs(a - bg) > 60)
+    return xs.min(), ys.min(), a.shape[1] - 1 - xs.max(), a.shape[0] - 1 - ys.max()
+
+
+def _clean(c: SynthConfig) -> SynthConfig:
+    return dataclasses.replace(c, background_mix=(1.0, 0.0, 0.0), blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0,
+                               rotation=0.0, shear=0.0, pad_x=(0.0, 0.0), pad_y=(0.0, 0.0))
+
+
+def test_tight_crops_fill_the_height_where_rigid_lines_leave_room(tmp_path):
+    lines = tmp_path / "x.txt"
+    lines.write_text("ace\nmum\nvow\n", encoding="utf-8")  # no ascenders, no descenders
+    base = _clean(SynthConfig(system_fonts=False, text=f"lines:{lines}"))
+    tight = dataclasses.replace(base, tight_prob=1.0, tight_margin=(0.0, 0.0))
+    rigid_gaps, tight_gaps = [], []
+    for i in range(12):
+        t = _ink_box(sample_at(tight, 4, i).image)
+        assert max(t) <= 2, t  # the ink reaches every side (up to its anti-aliased rim)
+        tight_gaps.append(t[1] + t[3])
+        r = _ink_box(sample_at(base, 4, i).image)
+        rigid_gaps.append(r[1] + r[3])
+    # a rigid line keeps (part of) the room for ascenders and descenders, so x-height text sits smaller
+    assert np.mean(rigid_gaps) > np.mean(tight_gaps) + 3
+
+
+def test_tight_margin_bounds_the_room_around_the_ink(tmp_path):
+    lines = tmp_path / "x.txt"
+    lines.write_text("Kilo\n", encoding="utf-8")
+    c = dataclasses.replace(_clean(SynthConfig(system_fonts=False, text=f"lines:{lines}", stretch=0.0)),
+                            tight_prob=1.0, tight_margin=(0.1, 0.15))
+    for i in range(10):
+        img = sample_at(c, 1, i).image
+        left, top, right, bottom = _ink_box(img)
+        # margins are 0.1-0.15 font sizes per side around caps about 0.73 font sizes high, so each is
+        # 10-16 % of the output height, give or take the anti-aliased rim
+        for m in (left, top, right, bottom):
+            assert 0.05 * img.height <= m <= 0.2 * img.height, (left, top, right, bottom, img.size)
+
+
+def test_configs_without_tight_crops_keep_their_bytes(cfg):
+    a = [png(sample_at(cfg, 6, i).image) for i in range(8)]
+    b = [png(sample_at(dataclasses.replace(cfg, tight_margin=(0.2, 0.3)), 6, i).image) for i in range(8)]
+    assert a == b
+    c = [png(sample_at(dataclasses.replace(cfg, tight_prob=0.5), 6, i).image) for i in range(8)]
+    assert a != c
+
+
+# --- font balance -------------------------------------------------------------------------------------
+
+
+def test_family_balance_gives_each_family_an_equal_share(tmp_path):
+    sans = bundled_font_dir() / "DejaVuSans.ttf"
+    for k in range(6):  # one family in six files
+        shutil.copy(sans, tmp_path / f"Wide-W{k}.ttf")
+    shutil.copy(bundled_font_dir() / "DejaVuSerif.ttf", tmp_path / "Lone.ttf")
+    shares = {}
+    for balance in ("file", "family"):
+        c = SynthConfig(fonts=(str(tmp_path),), system_fonts=False, bundled_fonts=False, font_balance=balance)
+        ctx = gen_mod._context(c)
+        rng = np.random.default_rng(0)
+        picks = [Path(ctx.pick_font("abc", rng)).stem for _ in range(600)]
+        shares[balance] = picks.count("Lone") / len(picks)
+    assert 0.08 < shares["file"] < 0.25  # 1 file of 7
+    assert 0.40 < shares["family"] < 0.60  # 1 family of 2
+
+
+@pytest.mark.parametrize("name,family", [
+    ("DejaVuSans-BoldOblique", "dejavusans"),
+    ("FreeSerifBold", "freeserifbold"),  # unchanged: existing hold-out splits must not move
+    ("Courier Prime Bold Italic", "courier prime"),
+    ("Courier Prime Code", "courier prime code"),
+    ("Anonymous Pro BI", "anonymous pro"),
+    ("Anonymous Pro Minus", "anonymous pro minus"),
+])
+def test_font_family_drops_spaced_style_words(name, family):
+    from crnn.synth.fonts import font_family
+
+    assert font_family(Path(f"/x/{name}.ttf")) == family
+
+
+def test_bad_font_balance_and_tight_settings_are_rejected():
+    with pytest.raises(ConfigError, match="font_balance"):
+        SynthConfig(font_balance="weight")
+    with pytest.raises(ConfigError, match="tight_prob"):
+        SynthConfig(tight_prob=1.5)
+    with pytest.raises(ConfigError, match="tight_margin"):
+        SynthConfig(tight_margin=(0.3, 0.1))
+
+
 # --- fonts and glyph coverage -------------------------------------------------------------
 
 

@@ -58,6 +58,9 @@ class SynthConfig:
     """Which fonts to render with: "train" (all but the held-out), "holdout" (only those) or "all"."""
     font_size: tuple[int, int] | None = None
     """Range of font sizes in pixels; default (0.75, 2) x height."""
+    font_balance: str = "file"
+    """How a font is drawn: "file" (every font file equally likely) or "family" (every family equally
+    likely, then one of its files), so a family shipped in 40 weights does not crowd out the rest."""
 
     # --- text ---------------------------------------------------------------------------
     text: str = "words"
@@ -96,6 +99,11 @@ class SynthConfig:
     """Padding left and right of the ink, drawn per side, in units of the font size."""
     pad_y: tuple[float, float] = (0.0, 0.25)
     """Padding above and below (on top of a random part of the line's ascent/descent), in font sizes."""
+    tight_prob: float = 0.0
+    """Chance that a rigid line is cut to its ink instead, as a text detector boxes it: no room for
+    ascenders or descenders the text lacks, so "ace" fills the height as "ACE" does."""
+    tight_margin: tuple[float, float] = (0.0, 0.15)
+    """Margin around the ink of such a line, drawn per side, in units of the font size."""
     rotation: float = 2.0
     """Largest rotation in degrees (either way)."""
     shear: float = 0.25
@@ -173,7 +181,7 @@ class SynthConfig:
                 raise bad(name, "must be a list of strings")
         for name in ("holdout_fraction", "color_prob", "dark_text_prob", "punct_prob", "pattern_prob"):
             prob(name)
-        for name in ("blur_prob", "noise_prob", "jpeg_prob", "glyph_warp_prob"):
+        for name in ("blur_prob", "noise_prob", "jpeg_prob", "glyph_warp_prob", "tight_prob"):
             prob(name)
         for name in ("rotation", "shear", "stretch", "blur", "noise", "texture_strength", "min_contrast",
                      "glyph_rotation", "glyph_warp", "glyph_overlap"):
@@ -186,6 +194,9 @@ class SynthConfig:
             pair("font_size", lo=4)
         pair("pad_x")
         pair("pad_y")
+        pair("tight_margin")
+        if self.font_balance not in ("file", "family"):
+            raise bad("font_balance", "must be 'file' or 'family'")
         pair("jpeg_quality", lo=1)
         if self.jpeg_quality[1] > 100:
             raise bad("jpeg_quality", "must be within [1, 100]")

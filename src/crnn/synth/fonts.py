@@ -109,7 +109,20 @@ def font_family(path: str | os.PathLike) -> str:
     Hold-out splits go by family so that a bold face in training does not leak its
     regular face into the test fonts.
     """
-    return font_name(path).split("-")[0].split("_")[0].lower()
+    name = font_name(path).split("-")[0].split("_")[0].lower()
+    if " " in name:  # "Courier Prime Bold Italic", "Anonymous Pro BI": drop the style words
+        words = name.split()
+        while len(words) > 1 and words[-1] in _STYLE_WORDS:
+            words.pop()
+        name = " ".join(words)
+    return name
+
+
+_STYLE_WORDS = frozenset(
+    "regular bold italic oblique light medium thin black heavy semibold demibold book condensed "
+    "b i bi r".split()
+)
+"""Trailing words of a spaced font name that name a style, not a family."""
 
 
 def _matches(path: Path, patterns: Sequence[str]) -> bool:

@@ -24,7 +24,7 @@ from PIL import Image
 
 from crnn.errors import ConfigError, DataError
 from crnn.synth.config import SynthConfig
-from crnn.synth.fonts import covers, draws_all, list_fonts, load_font, split_fonts
+from crnn.synth.fonts import covers, draws_all, font_family, list_fonts, load_font, split_fonts
 from crnn.synth.render import render
 from crnn.synth.text import TextSampler, clean_text, renderable
 
@@ -68,6 +68,11 @@ class _Context:
                 "check fonts, exclude_fonts, holdout_fonts and font_split"
             )
         self.fonts: tuple[str, ...] = tuple(str(f) for f in chosen)
+        self.balance = cfg.font_balance
+        families: dict[str, list[str]] = {}
+        for f in chosen:
+            families.setdefault(font_family(f), []).append(str(f))
+        self.families: tuple[tuple[str, ...], ...] = tuple(tuple(v) for v in families.values())
         self.text = TextSampler(cfg)
         self.charset = frozenset(cfg.charset) if cfg.charset else None
 
@@ -76,7 +81,11 @@ class _Context:
         rng and the (pure, cached) font checks, never on what was cached before."""
         n = len(self.fonts)
         for _ in range(FONT_TRIES):
-            f = self.fonts[int(rng.integers(n))]
+            if self.balance == "family":
+                family = self.families[int(rng.integers(len(self.families)))]
+                f = family[int(rng.integers(len(family)))]
+            else:
+                f = self.fonts[int(rng.integers(n))]
             if covers(f, text) and font_usable(f) and draws_all(f, text):
                 return f
         ok = [f for f in self.fonts if covers(f, text) and font_usable(f) and draws_all(f, text)]

@@ -159,6 +159,11 @@ def render(text: str, font_path: str | os.PathLike, rng: np.random.Generator, cf
     if ink is None:
         ink = (0, int(line[:, 1].min()), int(w1), int(math.ceil(line[:, 1].max())))
     ix0, iy0, ix1, iy1 = ink
+    # only configs that ask for tight crops draw for them, so other datasets keep their bytes
+    if cfg.tight_prob > 0 and rng.random() < cfg.tight_prob:
+        mg = [size * rng.uniform(*cfg.tight_margin) for _ in range(4)]
+        box = (math.floor(ix0 - mg[0]), math.floor(iy0 - mg[1]), math.ceil(ix1 + mg[2]), math.ceil(iy1 + mg[3]))
+        return _finish(mask.crop(box), rng, cfg)
     line_top = min(float(line[:, 1].min()), iy0)
     line_bottom = max(float(line[:, 1].max()), iy1)
     top_edge = iy0 - rng.uniform(0.0, 1.0) * (iy0 - line_top)
