@@ -193,13 +193,32 @@ def test_image_too_large(client):
     assert "3000" in body["detail"]
 
 
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response: headers and body may arrive in separate TCP segments."""
+    reply = b""
+    while b"\r\n\r\n" not in reply or len(reply.partition(b"\r\n\r\n")[2]) < _content_length(reply):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    return reply
+
+
+def _content_length(reply: bytes) -> int:
+    for line in reply.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
 def test_slow_client_gets_408_and_the_server_stays_healthy(server, client):
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as slow:
         slow.sendall(b"POST /v1/recognize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 1000\r\n\r\n{\"images\": [")  # ... and then nothing more
         assert client.get("/health").status_code == 200  # others are served while it stalls
-        reply = slow.recv(4096)
+        reply = _read_response(slow)
     assert reply.startswith(b"HTTP/1.1 408") and b"request_timeout" in reply
 
 
