@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from crnn.metrics import TextMetrics
 
@@ -133,7 +134,6 @@ def run_ours(model: str, samples, batch: int, backend: str = "torch") -> tuple[l
 
 
 def run_tesseract(samples, scale: int = 1) -> tuple[list[str], float]:
-    from PIL import Image
 
     exe = shutil.which("tesseract")
     if exe is None:
@@ -188,7 +188,6 @@ def tight_crops(samples, out: Path, margin: float = 0.1) -> list[tuple[Path, str
     tightly; on loosely padded crops it adds stray marks (a leading ``~``). This gives it crops like
     its detector's (ink: pixels far from the median border colour). The rule is ours, not EasyOCR's.
     """
-    from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
     cropped = []
@@ -240,15 +239,15 @@ def main() -> int:
         for scale in (1, 2):
             tp, tips = run_tesseract(samples, scale)
             results[f"tesseract --psm 7 (x{scale})"] = {**score(truths, tp, unseen), "images_per_s": tips}
-    if not args.no_easyocr and (eo := run_easyocr(samples)) is not None:
-        results["easyocr 1.7.2 english_g2"] = {**score(truths, eo[0], unseen), "images_per_s": eo[1]}
-        with tempfile.TemporaryDirectory() as tmp:
-            tight = tight_crops(samples, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        tight = tight_crops(samples, Path(tmp))
+        preds, ips = run_ours(args.model, tight, args.batch)
+        results["crnn, tight crops"] = {**score(truths, preds, unseen), "images_per_s": ips}
+        if not args.no_easyocr and (eo := run_easyocr(samples)) is not None:
+            results["easyocr 1.7.2 english_g2"] = {**score(truths, eo[0], unseen), "images_per_s": eo[1]}
             eo = run_easyocr(tight)
             results["easyocr, tight crops"] = {**score(truths, eo[0], unseen), "images_per_s": eo[1]}
-            preds, ips = run_ours(args.model, tight, args.batch)
-            results["crnn, tight crops"] = {**score(truths, preds, unseen), "images_per_s": ips}
-    widths = [int(np.asarray(__import__("PIL.Image").Image.open(p)).shape[1]) for p, _ in samples[:200]]
+    widths = [Image.open(p).width for p, _ in samples[:200]]
     n_unseen = sum(unseen) if unseen else 0
     print(json.dumps({"count": len(samples), "unseen_family_count": n_unseen,
                       "median_width": float(np.median(widths)), "results": results}, indent=2))
