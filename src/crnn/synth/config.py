@@ -131,6 +131,10 @@ class SynthConfig:
     """Largest overlap of neighbouring letters, in average letter widths."""
     glyph_clutter: bool = True
     """Draw noise dots and an arc across glyph-by-glyph text."""
+    glyph_squash: float = 0.0
+    """Share of glyph-by-glyph lines drawn as the captcha package draws them: each rotated character is
+    squeezed back into its upright ink box (so it stands upright but bent, rather than tilted) and the
+    anti-aliased ink is darkened into bold strokes. 0 keeps the tilted glyphs only."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -181,7 +185,8 @@ class SynthConfig:
                 raise bad(name, "must be a list of strings")
         for name in ("holdout_fraction", "color_prob", "dark_text_prob", "punct_prob", "pattern_prob"):
             prob(name)
-        for name in ("blur_prob", "noise_prob", "jpeg_prob", "glyph_warp_prob", "tight_prob"):
+        for name in ("blur_prob", "noise_prob", "jpeg_prob", "glyph_warp_prob", "tight_prob",
+                     "glyph_squash"):
             prob(name)
         for name in ("rotation", "shear", "stretch", "blur", "noise", "texture_strength", "min_contrast",
                      "glyph_rotation", "glyph_warp", "glyph_overlap"):

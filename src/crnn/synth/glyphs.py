@@ -20,9 +20,17 @@ from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from crnn.synth.config import SynthConfig
 
+_BOLD = [min(255, int(v * 1.97)) for v in range(256)]
 
-def _glyph(ch: str, font: ImageFont.FreeTypeFont, rng: np.random.Generator, cfg: SynthConfig) -> Image.Image:
-    """One character's ink, rotated and pulled into a random quadrilateral (as the captcha package does)."""
+
+def _glyph(ch: str, font: ImageFont.FreeTypeFont, rng: np.random.Generator, cfg: SynthConfig,
+           squash: bool = False) -> Image.Image:
+    """One character's ink, rotated and pulled into a random quadrilateral (as the captcha package does).
+
+    With ``squash`` the rotated, warped ink is fitted back into the character's upright ink box, as the
+    captcha package fits it back into the character's text box: rotation then bends and narrows a letter
+    instead of tilting it. The box stays where the ink was on the line, so a lower-case ``o`` keeps its
+    x-height and is not stretched into an ``O`` (the package draws capitals only and need not care)."""
     # the box keeps the line's full ascent and descent so that a comma stays low and an apostrophe high
     ascent, descent = font.getmetrics()
     left, _, right, _ = font.getbbox(ch, anchor="ls")
@@ -30,25 +38,39 @@ def _glyph(ch: str, font: ImageFont.FreeTypeFont, rng: np.random.Generator, cfg:
     im = Image.new("L", (int(right - left) + 2 * m, ascent + descent + 2 * m), 0)
     ImageDraw.Draw(im).text((m - left, m + ascent), ch, fill=255, font=font, anchor="ls")
     box = im.getbbox()
+    line_h, top = im.size[1], 0
     if box is not None:
-        im = im.crop((box[0], 0, box[2], im.size[1]))
+        im = im.crop((box[0], box[1], box[2], box[3]) if squash else (box[0], 0, box[2], im.size[1]))
+        top = box[1]
+    upright = im.size
     im = im.rotate(float(rng.uniform(-cfg.glyph_rotation, cfg.glyph_rotation)), Image.Resampling.BILINEAR,
                    expand=True)
     w, h = im.size
-    dx = w * float(rng.uniform(0.1, 0.3)) * cfg.glyph_warp
-    dy = h * float(rng.uniform(0.2, 0.3)) * cfg.glyph_warp
+    bw, bh = upright if squash else (w, h)
+    dx = bw * float(rng.uniform(0.1, 0.3)) * cfg.glyph_warp
+    dy = bh * float(rng.uniform(0.2, 0.3)) * cfg.glyph_warp
     x1, x2 = (int(v) for v in rng.uniform(-dx, dx, 2))
     y1, y2 = (int(v) for v in rng.uniform(-dy, dy, 2))
     w2, h2 = w + abs(x1) + abs(x2), h + abs(y1) + abs(y2)
     quad = (x1, y1, -x1, h2 - y2, w2 + x2, h2 + y2, w2 - x2, -y1)
-    return im.resize((w2, h2), Image.Resampling.BILINEAR).transform((w, h), Image.Transform.QUAD, quad,
-                                                                     Image.Resampling.BILINEAR)
+    target = upright if squash else (w, h)
+    im = im.resize((w2, h2), Image.Resampling.BILINEAR).transform(target, Image.Transform.QUAD, quad,
+                                                                  Image.Resampling.BILINEAR)
+    if not squash:
+        return im
+    line = Image.new("L", (upright[0], line_h), 0)
+    line.paste(im, (0, top))
+    return line
 
 
 def glyph_mask(text: str, font: ImageFont.FreeTypeFont, rng: np.random.Generator, cfg: SynthConfig) -> Image.Image:
     """An ink mask ("L", 255 = ink) of ``text``, tightly cropped, with clutter drawn across it."""
     size = font.size
-    glyphs = [None if ch == " " else _glyph(ch, font, rng, cfg) for ch in text]
+    # only configs that ask for squashed glyphs draw for it, so other datasets keep their bytes
+    squash = cfg.glyph_squash > 0 and rng.random() < cfg.glyph_squash
+    glyphs = [None if ch == " " else _glyph(ch, font, rng, cfg, squash) for ch in text]
+    if squash:  # the package's lookup table (x1.97) turns soft anti-aliased edges into solid ink
+        glyphs = [None if g is None else g.point(_BOLD) for g in glyphs]
     widths = [g.size[0] for g in glyphs if g is not None]
     avg = sum(widths) / max(1, len(widths))
     space = max(font.getlength(" "), 0.3 * size)
