@@ -134,7 +134,6 @@ def run_ours(model: str, samples, batch: int, backend: str = "torch") -> tuple[l
 
 
 def run_tesseract(samples, scale: int = 1) -> tuple[list[str], float]:
-
     exe = shutil.which("tesseract")
     if exe is None:
         raise SystemExit("tesseract not found: apt-get install tesseract-ocr tesseract-ocr-eng")
@@ -188,7 +187,6 @@ def tight_crops(samples, out: Path, margin: float = 0.1) -> list[tuple[Path, str
     tightly; on loosely padded crops it adds stray marks (a leading ``~``). This gives it crops like
     its detector's (ink: pixels far from the median border colour). The rule is ours, not EasyOCR's.
     """
-
     out.mkdir(parents=True, exist_ok=True)
     cropped = []
     for i, (p, text) in enumerate(samples):

@@ -30,7 +30,8 @@ def _glyph(ch: str, font: ImageFont.FreeTypeFont, rng: np.random.Generator, cfg:
     With ``squash`` the rotated, warped ink is fitted back into the character's upright ink box, as the
     captcha package fits it back into the character's text box: rotation then bends and narrows a letter
     instead of tilting it. The box stays where the ink was on the line, so a lower-case ``o`` keeps its
-    x-height and is not stretched into an ``O`` (the package draws capitals only and need not care)."""
+    x-height and is not stretched into an ``O`` (the package draws capitals only and need not care), and
+    its ink is made bold as the package's is."""
     # the box keeps the line's full ascent and descent so that a comma stays low and an apostrophe high
     ascent, descent = font.getmetrics()
     left, _, right, _ = font.getbbox(ch, anchor="ls")
@@ -40,26 +41,25 @@ def _glyph(ch: str, font: ImageFont.FreeTypeFont, rng: np.random.Generator, cfg:
     box = im.getbbox()
     line_h, top = im.size[1], 0
     if box is not None:
-        im = im.crop((box[0], box[1], box[2], box[3]) if squash else (box[0], 0, box[2], im.size[1]))
+        im = im.crop(box if squash else (box[0], 0, box[2], im.size[1]))
         top = box[1]
     upright = im.size
     im = im.rotate(float(rng.uniform(-cfg.glyph_rotation, cfg.glyph_rotation)), Image.Resampling.BILINEAR,
                    expand=True)
     w, h = im.size
-    bw, bh = upright if squash else (w, h)
-    dx = bw * float(rng.uniform(0.1, 0.3)) * cfg.glyph_warp
-    dy = bh * float(rng.uniform(0.2, 0.3)) * cfg.glyph_warp
+    target = upright if squash else (w, h)  # the box the warped ink is fitted into
+    dx = target[0] * float(rng.uniform(0.1, 0.3)) * cfg.glyph_warp
+    dy = target[1] * float(rng.uniform(0.2, 0.3)) * cfg.glyph_warp
     x1, x2 = (int(v) for v in rng.uniform(-dx, dx, 2))
     y1, y2 = (int(v) for v in rng.uniform(-dy, dy, 2))
     w2, h2 = w + abs(x1) + abs(x2), h + abs(y1) + abs(y2)
     quad = (x1, y1, -x1, h2 - y2, w2 + x2, h2 + y2, w2 - x2, -y1)
-    target = upright if squash else (w, h)
     im = im.resize((w2, h2), Image.Resampling.BILINEAR).transform(target, Image.Transform.QUAD, quad,
                                                                   Image.Resampling.BILINEAR)
     if not squash:
         return im
     line = Image.new("L", (upright[0], line_h), 0)
-    line.paste(im, (0, top))
+    line.paste(im.point(_BOLD), (0, top))  # the package's lookup table (x1.97): soft edges become solid ink
     return line
 
 
@@ -69,8 +69,6 @@ def glyph_mask(text: str, font: ImageFont.FreeTypeFont, rng: np.random.Generator
     # only configs that ask for squashed glyphs draw for it, so other datasets keep their bytes
     squash = cfg.glyph_squash > 0 and rng.random() < cfg.glyph_squash
     glyphs = [None if ch == " " else _glyph(ch, font, rng, cfg, squash) for ch in text]
-    if squash:  # the package's lookup table (x1.97) turns soft anti-aliased edges into solid ink
-        glyphs = [None if g is None else g.point(_BOLD) for g in glyphs]
     widths = [g.size[0] for g in glyphs if g is not None]
     avg = sum(widths) / max(1, len(widths))
     space = max(font.getlength(" "), 0.3 * size)
