@@ -1,16 +1,39 @@
 """``crnn demo`` end to end, shortened: generate CAPTCHAs, train, evaluate, predict, draw a figure."""
 
+import pytest
+import torch
 from PIL import Image
 
+from crnn.builtin import resolve_model_path
 from crnn.demo import run_demo
+from crnn.training.checkpoint import load_checkpoint
 
 
-def test_demo_runs_end_to_end(tmp_path, capsys):
-    assert run_demo(tmp_path, time_budget="3s", count=40, test_count=10) == 0
+def _first_conv_similarity(run_ckpt: dict) -> float:
+    """Cosine similarity of the first conv layer's weights with builtin:en's."""
+    shipped = load_checkpoint(resolve_model_path("builtin:en"))["model"]["cnn.0.0.weight"].flatten()
+    mine = run_ckpt["model"]["cnn.0.0.weight"].flatten()
+    if mine.shape != shipped.shape:
+        return 0.0
+    return float(torch.nn.functional.cosine_similarity(mine, shipped, dim=0))
+
+
+@pytest.mark.parametrize("scratch", [False, True])
+def test_demo_runs_end_to_end(tmp_path, capsys, scratch):
+    assert run_demo(tmp_path, time_budget="3s", count=40, test_count=10, scratch=scratch) == 0
     out = capsys.readouterr().out
     assert "held-out word accuracy" in out and "model:" in out
+    assert ("builtin:en as shipped" in out) is not scratch
     assert len(list((tmp_path / "data" / "train").glob("*.png"))) == 40
     (run,) = tmp_path.glob("run-*")
     assert (run / "best.pt").is_file()
+    ckpt = load_checkpoint(run / "best.pt")
+    # the model reads the CAPTCHA texts' own characters, whichever way it started
+    assert set(ckpt["charset"]) <= set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    similarity = _first_conv_similarity(ckpt)
+    if scratch:
+        assert similarity < 0.5
+    else:  # a few seconds of fine-tuning leave the shipped features nearly as they were
+        assert similarity > 0.9
     (figure,) = run.glob("explain-*.png")
     assert Image.open(figure).width > 200

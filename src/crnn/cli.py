@@ -217,7 +217,7 @@ def cmd_synth(args) -> int:
 def cmd_demo(args) -> int:
     from crnn.demo import run_demo
 
-    return run_demo(Path(args.dir), time_budget=args.time_budget, count=args.count)
+    return run_demo(Path(args.dir), time_budget=args.time_budget, count=args.count, scratch=args.scratch)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,10 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("demo", help="generate CAPTCHA data, train briefly, evaluate and predict")
+    p = sub.add_parser("demo", help="generate CAPTCHA data, fine-tune builtin:en briefly, evaluate and predict")
     p.add_argument("--dir", default="demo", help="where to put the data and the run")
     p.add_argument("--time-budget", default="3m")
     p.add_argument("--count", type=int, default=2000, help="training images to generate")
+    p.add_argument("--scratch", action="store_true", help="train from scratch instead of fine-tuning builtin:en")
     p.set_defaults(func=cmd_demo)
 
     return parser
