@@ -24,7 +24,18 @@ def test_eval_json(cli_run, toy_data, capsys):
     assert main(["eval", str(cli_run / "run" / "best.pt"), str(toy_data / "test"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["samples"] == 40 and out["word_accuracy"] >= 0.85
-    assert {"cer", "ned", "word_accuracy_nocase", "accuracy_by_length", "worst_errors"} <= set(out)
+    assert {"cer", "ned", "word_accuracy_nocase", "accuracy_by_length", "worst_errors", "top_char_errors"} <= set(out)
+    # every listed character error comes from a listed word error
+    for err in out["top_char_errors"]:
+        assert any(err["truth"] in w["truth"] and err["pred"] in w["pred"] for w in out["worst_errors"])
+
+
+def test_char_error_text():
+    from crnn.cli import _char_error_text
+
+    assert _char_error_text({"kind": "substitution", "truth": "0", "pred": "O", "count": 17}) == "'0' read as 'O' x17"
+    assert _char_error_text({"kind": "deletion", "truth": "H", "pred": "", "count": 3}) == "'H' dropped x3"
+    assert _char_error_text({"kind": "insertion", "truth": "", "pred": "I", "count": 2}) == "extra 'I' x2"
 
 
 def test_eval_table(cli_run, toy_data, capsys):

@@ -24,7 +24,7 @@ from crnn.data.validate import Report
 from crnn.errors import ConfigError, CrnnError, DataError
 from crnn.insight import curves, report, tensorboard, visualize
 from crnn.insight.cli import register
-from crnn.metrics import TextMetrics
+from crnn.metrics import TextMetrics, char_edits, confusions
 from crnn.models import PRESETS, RNN_DEFAULTS, build_model
 from crnn.recognizer import Prediction, Recognizer
 from crnn.training.loop import train
@@ -379,11 +379,21 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_char_edits_and_confusions():
-    assert report.char_edits("AB-7", "A8-77") == [("substitution", "B", "8"), ("insertion", "", "7")]
-    assert report.char_edits("AB", "B") == [("deletion", "A", "")]
-    counts = report.confusions([("AB-7", "A8-77"), ("BB", "88"), ("x", "x")])
+    assert char_edits("AB-7", "A8-77") == [("substitution", "B", "8"), ("insertion", "", "7")]
+    assert char_edits("AB", "B") == [("deletion", "A", "")]
+    counts = confusions([("AB-7", "A8-77"), ("BB", "88"), ("x", "x")])
     assert counts == {("substitution", "B", "8"): 3, ("insertion", "", "7"): 1}
     assert report.visible(" ") == "\u2423" and report.visible("") == "\u2205"
+
+
+def test_metrics_rank_character_errors():
+    m = TextMetrics()
+    m.update(["0O1", "O0", "HI", "AB", "OK"], ["OO1", "00", "H", "AB", "0K"])
+    top = m.char_errors_top(2)
+    assert top == [(("substitution", "O", "0"), 2), (("substitution", "0", "O"), 1)]
+    listed = m.summary()["top_char_errors"]
+    assert listed[0] == {"kind": "substitution", "truth": "O", "pred": "0", "count": 2}
+    assert {"kind": "deletion", "truth": "I", "pred": "", "count": 1} in listed
 
 
 class _Checker(HTMLParser):

@@ -138,11 +138,23 @@ def cmd_eval(args) -> int:
         print(f"worst {min(args.worst, len(metrics.errors))} errors (truth -> prediction, confidence):")
         for e in metrics.worst(args.worst):
             print(f"  {e.truth!r:>20} -> {e.pred!r:<20} {e.confidence:.3f}  {e.name}")
+        print("most common character errors: " + ", ".join(_char_error_text(x) for x in summary["top_char_errors"]))
     if report.unknown_chars:
         print(f"note: labels contain characters this model cannot output: {''.join(sorted(report.unknown_chars))!r}")
     if args.report:
         print(f"report: {summary['report']}")
     return 0
+
+
+def _char_error_text(err: dict) -> str:
+    """One counted character edit for people: ``'0' read as 'O' x17``, ``'H' dropped x3``, ``extra 'I' x2``."""
+    if err["kind"] == "substitution":
+        what = f"{err['truth']!r} read as {err['pred']!r}"
+    elif err["kind"] == "deletion":
+        what = f"{err['truth']!r} dropped"
+    else:
+        what = f"extra {err['pred']!r}"
+    return f"{what} x{err['count']}"
 
 
 def expand_inputs(items: list[str]) -> list[str]:

@@ -10,10 +10,34 @@ Edit distances come from rapidfuzz (C++), so scoring never slows evaluation.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rapidfuzz.distance import Levenshtein
+
+SUB, DEL, INS = "substitution", "deletion", "insertion"
+
+
+def char_edits(truth: str, pred: str) -> list[tuple[str, str, str]]:
+    """``(kind, truth_char, predicted_char)`` for each edit turning ``truth`` into ``pred`` ('' = none)."""
+    out = []
+    for op in Levenshtein.editops(truth, pred):
+        if op.tag == "replace":
+            out.append((SUB, truth[op.src_pos], pred[op.dest_pos]))
+        elif op.tag == "delete":
+            out.append((DEL, truth[op.src_pos], ""))
+        elif op.tag == "insert":
+            out.append((INS, "", pred[op.dest_pos]))
+    return out
+
+
+def confusions(pairs: Iterable[tuple[str, str]]) -> Counter[tuple[str, str, str]]:
+    """Counts of ``(kind, truth_char, predicted_char)`` over ``(truth, prediction)`` pairs."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for truth, pred in pairs:
+        counts.update(char_edits(truth, pred))
+    return counts
 
 
 @dataclass
@@ -78,6 +102,14 @@ class TextMetrics:
         return sorted(self.errors, key=lambda e: (-e.distance, -(e.confidence if e.confidence == e.confidence
                                                                   else 0)))[:k]
 
+    def char_errors_top(self, k: int = 10) -> list[tuple[tuple[str, str, str], int]]:
+        """The ``k`` most frequent character edits over all errors, e.g. ``(("substitution", "0", "O"), 17)``.
+
+        Tells a user *what* the model gets wrong (one look-alike pair, a dropped
+        character, a stray one) rather than only how often.
+        """
+        return confusions((e.truth, e.pred) for e in self.errors).most_common(k)
+
     def summary(self, worst: int = 10) -> dict:
         return {
             "samples": self.n,
@@ -88,4 +120,6 @@ class TextMetrics:
             "accuracy_by_length": {str(k): {"samples": v[0], "accuracy": v[1] / v[0]}
                                    for k, v in sorted(self.by_length.items())},
             "worst_errors": [e.__dict__ for e in self.worst(worst)],
+            "top_char_errors": [{"kind": kind, "truth": a, "pred": b, "count": n}
+                                for (kind, a, b), n in self.char_errors_top(worst)],
         }

@@ -24,8 +24,8 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from crnn.errors import CrnnError
+from crnn.metrics import DEL, INS, SUB, confusions
 
-SUB, DEL, INS = "substitution", "deletion", "insertion"
 IMAGE_HEIGHT_PX = 48  # gallery images are shown at this height (CSS below)
 
 
@@ -42,27 +42,6 @@ def visible(ch: str) -> str:
     if ch.isspace() or not ch.isprintable():
         return f"U+{ord(ch):04X}"
     return ch
-
-
-def char_edits(truth: str, pred: str) -> list[tuple[str, str, str]]:
-    """``(kind, truth_char, predicted_char)`` for each edit turning ``truth`` into ``pred`` ('' = none)."""
-    out = []
-    for op in Levenshtein.editops(truth, pred):
-        if op.tag == "replace":
-            out.append((SUB, truth[op.src_pos], pred[op.dest_pos]))
-        elif op.tag == "delete":
-            out.append((DEL, truth[op.src_pos], ""))
-        elif op.tag == "insert":
-            out.append((INS, "", pred[op.dest_pos]))
-    return out
-
-
-def confusions(pairs: Iterable[tuple[str, str]]) -> Counter[tuple[str, str, str]]:
-    """Counts of ``(kind, truth_char, predicted_char)`` over ``(truth, prediction)`` pairs."""
-    counts: Counter[tuple[str, str, str]] = Counter()
-    for truth, pred in pairs:
-        counts.update(char_edits(truth, pred))
-    return counts
 
 
 def _marked(a: str, b: str, side: str) -> str:
@@ -341,4 +320,4 @@ def _explain_png(recognizer, array: np.ndarray, name: str, path: Path) -> str | 
     return path.name
 
 
-__all__ = ["write_report", "confusions", "char_edits", "visible"]
+__all__ = ["write_report", "visible"]
