@@ -6,6 +6,7 @@ from PIL import Image
 
 from crnn.builtin import resolve_model_path
 from crnn.demo import run_demo
+from crnn.errors import CrnnError
 from crnn.training.checkpoint import load_checkpoint
 
 
@@ -37,3 +38,18 @@ def test_demo_runs_end_to_end(tmp_path, capsys, scratch):
         assert similarity > 0.9
     (figure,) = run.glob("explain-*.png")
     assert Image.open(figure).width > 200
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"time_budget": "soon"}, "bad duration"),
+    ({"count": 0}, "at least one training"),
+    ({"root": "file"}, "is not a folder"),
+    ({"root": "file/below"}, "cannot write the demo images"),
+])
+def test_demo_bad_arguments_fail_fast_in_one_line(tmp_path, kwargs, message):
+    (tmp_path / "file").write_text("not a folder")
+    root = tmp_path / kwargs.pop("root", "demo")
+    with pytest.raises(CrnnError, match=message):
+        run_demo(root, **{"time_budget": "3s", "count": 5, "test_count": 2, **kwargs})
+    # nothing was generated before the arguments were checked
+    assert not (tmp_path / "demo").exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from crnn.config import Config, parse_duration
 from crnn.data.captcha import generate_captchas
+from crnn.errors import CrnnError
 
 
 def _ensure(folder: Path, count: int, seed: int, exclude: set[str] | None = None) -> set[str]:
@@ -21,7 +22,10 @@ def _ensure(folder: Path, count: int, seed: int, exclude: set[str] | None = None
         print(f"using {len(have)} existing images in {folder}")
         return have
     print(f"generating {count} CAPTCHA images in {folder} ...")
-    return set(generate_captchas(folder, count, seed=seed, exclude=exclude))
+    try:
+        return set(generate_captchas(folder, count, seed=seed, exclude=exclude))
+    except OSError as e:
+        raise CrnnError(f"{folder}: cannot write the demo images ({e.strerror or e})") from None
 
 
 def run_demo(root: Path, time_budget: str = "3m", count: int = 2000, test_count: int = 300,
@@ -29,12 +33,19 @@ def run_demo(root: Path, time_budget: str = "3m", count: int = 2000, test_count:
     from crnn.recognizer import Recognizer
     from crnn.training.loop import train
 
+    # check the arguments before minutes of image generation, not after
+    budget = parse_duration(time_budget)
+    if count < 1 or test_count < 1:
+        raise CrnnError(f"demo needs at least one training and one test image (got {count} and {test_count})")
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise CrnnError(f"{root}: exists and is not a folder; pass another --dir")
     train_dir, test_dir = root / "data" / "train", root / "data" / "test"
     train_texts = _ensure(train_dir, count, seed=1)
     _ensure(test_dir, test_count, seed=2, exclude=train_texts)
     run = root / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = Config()
-    cfg.train.time_budget = parse_duration(time_budget)
+    cfg.train.time_budget = budget
     init = None if scratch else "builtin:en"
     if init:
         before, _, _ = Recognizer.load(init).evaluate(test_dir)
