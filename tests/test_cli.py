@@ -85,6 +85,27 @@ def test_user_errors_are_one_line_exit_2(tmp_path, capsys):
         assert err.startswith("error: ") and len(err.splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("command", ["train", "train-below", "prepare", "synth", "export"])
+def test_a_file_where_an_output_folder_must_go_is_one_line(cli_run, toy_data, tmp_path, capsys, command):
+    """A typo'd --out that hits a file is named in one line, before any long work and without a traceback."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("my notes")
+    model = str(cli_run / "run" / "best.pt")
+    argv = {"train": ["train", "--train", str(toy_data / "train"), "--out", str(blocker), "--no-progress"],
+            "train-below": ["train", "--train", str(toy_data / "train"), "--out", str(blocker / "run"),
+                            "--no-progress"],
+            "prepare": ["prepare", str(toy_data / "train"), str(blocker / "train.lmdb")],
+            "synth": ["synth", str(blocker / "synth"), "--count", "2", "--no-progress"],
+            "export": ["export", model, "--format", "onnx", "--out", str(blocker / "m.onnx")]}[command]
+    capsys.readouterr()
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith(f"error: {blocker}: is a file") and len(err.splitlines()) == 1, err
+    assert "model:" not in captured.out  # training never started
+    assert blocker.read_text() == "my notes"
+
+
 def test_beam_and_lexicon_decoding(cli_run, toy_data, tmp_path, capsys):
     model = str(cli_run / "run" / "best.pt")
     words = ["AB", "7x-", "BBA", "x7"]

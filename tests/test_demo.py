@@ -43,8 +43,8 @@ def test_demo_runs_end_to_end(tmp_path, capsys, scratch):
 @pytest.mark.parametrize("kwargs, message", [
     ({"time_budget": "soon"}, "bad duration"),
     ({"count": 0}, "at least one training"),
-    ({"root": "file"}, "is not a folder"),
-    ({"root": "file/below"}, "cannot write the demo images"),
+    ({"root": "file"}, "is a file, but the demo needs a folder there"),
+    ({"root": "file/below"}, "is a file, but the demo needs a folder there"),
 ])
 def test_demo_bad_arguments_fail_fast_in_one_line(tmp_path, kwargs, message):
     (tmp_path / "file").write_text("not a folder")

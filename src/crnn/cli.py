@@ -220,7 +220,11 @@ def cmd_synth(args) -> int:
         try:
             out = synthesize(args.out, args.count, cfg, seed=args.seed, fmt=args.format, workers=args.workers,
                              overwrite=args.force, progress=progress)
-        except (FileExistsError, ValueError) as e:
+        except ValueError as e:
+            raise CrnnError(str(e)) from None
+        except FileExistsError as e:
+            if e.filename is not None:  # raised by the OS, not synthesize's own message
+                raise
             raise CrnnError(str(e)) from None
     print(f"wrote {args.count} images to {out}")
     return 0
@@ -335,6 +339,19 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except CrnnError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # The file system refused (a file where a folder must go, no permission, disk full):
+        # the user's environment, not a bug, so one line naming the path, as mkdir or cp would.
+        from crnn.fileio import file_in_the_way
+
+        blocker = file_in_the_way(e.filename) if isinstance(e, (FileExistsError, NotADirectoryError)) \
+            and e.filename else None
+        if blocker is not None:
+            print(f"error: {blocker}: is a file, but a folder is needed there", file=sys.stderr)
+        else:
+            where = f"{e.filename}: " if e.filename else ""
+            print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

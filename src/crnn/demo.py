@@ -14,6 +14,7 @@ from pathlib import Path
 from crnn.config import Config, parse_duration
 from crnn.data.captcha import generate_captchas
 from crnn.errors import CrnnError
+from crnn.fileio import check_output_folder
 
 
 def _ensure(folder: Path, count: int, seed: int, exclude: set[str] | None = None) -> set[str]:
@@ -38,8 +39,7 @@ def run_demo(root: Path, time_budget: str = "3m", count: int = 2000, test_count:
     if count < 1 or test_count < 1:
         raise CrnnError(f"demo needs at least one training and one test image (got {count} and {test_count})")
     root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise CrnnError(f"{root}: exists and is not a folder; pass another --dir")
+    check_output_folder(root, "demo")
     train_dir, test_dir = root / "data" / "train", root / "data" / "test"
     train_texts = _ensure(train_dir, count, seed=1)
     _ensure(test_dir, test_count, seed=2, exclude=train_texts)

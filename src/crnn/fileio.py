@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from crnn.errors import CrnnError
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None] | None = None,
                  write_path: Callable[[Path], None] | None = None) -> Path:
@@ -65,3 +67,30 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None] | No
     except OSError:  # some file systems refuse fsync on folders; the rename is still atomic
         pass
     return path
+
+
+def check_output_folder(path: str | os.PathLike, what: str = "output") -> None:
+    """Fail early, in one line, if ``path`` cannot become a folder because a file is in the way.
+
+    Called before long work (loading data, rendering images), so a typo in ``--out``
+    costs a second, not the minutes of work done before the first write.
+    """
+    p = Path(path)
+    q = file_in_the_way(p)
+    if q is not None:
+        where = "" if q == p else f" (needed for {p})"
+        raise CrnnError(f"{q}: is a file, but the {what} needs a folder there{where}")
+
+
+def file_in_the_way(folder: str | os.PathLike) -> Path | None:
+    """The nearest existing path at or above ``folder`` if it is not a folder, else None."""
+    p = Path(folder)
+    for q in (p, *p.parents):
+        if q.exists():
+            return None if q.is_dir() else q
+    return None
+
+
+def check_output_parent(path: str | os.PathLike, what: str = "output") -> None:
+    """Like :func:`check_output_folder`, for the folder that will hold the file ``path``."""
+    check_output_folder(Path(path).parent, what)

@@ -12,6 +12,7 @@ from crnn.data.lmdb_store import LmdbWriter
 from crnn.data.sources import open_source, summarize
 from crnn.data.validate import Report, check_samples
 from crnn.errors import DataError
+from crnn.fileio import check_output_parent
 
 
 def prepare(src: str | os.PathLike, out: str | os.PathLike, pre: Preprocess | None = None,
@@ -28,6 +29,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, pre: Preprocess | No
     out = Path(out)
     if out.exists() and not force:
         raise DataError(f"{out}: already exists (pass --force to replace it)")
+    check_output_parent(out, "dataset")
     source = open_source(src, label_pattern)
     if out.resolve() == Path(source.location).resolve():
         raise DataError(f"{out}: output would overwrite the input")

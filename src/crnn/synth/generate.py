@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from crnn.errors import ConfigError, DataError
+from crnn.fileio import check_output_parent
 from crnn.synth.config import SynthConfig
 from crnn.synth.fonts import covers, draws_all, font_family, list_fonts, load_font, split_fonts
 from crnn.synth.render import render
@@ -214,6 +215,7 @@ def synthesize(
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists (pass --force to replace it)")
+    check_output_parent(out, "synthetic dataset")
     chars: set[str] = set()
     meta = {
         "source": "crnn.synth",

@@ -38,6 +38,7 @@ from crnn.data.images import Preprocess
 from crnn.data.sources import open_source
 from crnn.data.synth_source import Mixed, SynthDataset, is_synth, load_synth
 from crnn.errors import CrnnError, DataError
+from crnn.fileio import check_output_folder
 from crnn.inference import run_model
 from crnn.metrics import TextMetrics
 from crnn.models import build_model, count_parameters
@@ -166,6 +167,7 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
     Raises :class:`~crnn.errors.CrnnError` for bad input.
     """
     run = Path(out_dir)
+    check_output_folder(run, "run")
     last_path, best_path = run / "last.pt", run / "best.pt"
     state = None
     if resume:
