@@ -1,6 +1,6 @@
 import pytest
 
-from crnn.config import Config, apply_overrides, load_config, parse_duration, to_toml
+from crnn.config import Config, apply_overrides, load_config, parse_duration, to_toml, validate
 from crnn.errors import ConfigError
 
 
@@ -52,3 +52,36 @@ def test_durations():
     assert parse_duration("10m") == 600 and parse_duration("1h30m") == 5400 and parse_duration("45s") == 45
     with pytest.raises(ConfigError):
         parse_duration("ten minutes")
+
+
+def test_defaults_and_shipped_training_configs_are_valid():
+    from pathlib import Path
+
+    assert validate(Config()) is not None
+    configs = [p for p in sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.toml"))
+               if "[synth]" not in p.read_text()]
+    assert len(configs) >= 5
+    for path in configs:
+        validate(load_config(path))
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.lr=-1", "train.lr"), ("train.lr=nan", "train.lr"), ("train.batch_size=0", "train.batch_size"),
+    ("data.channels=2", "data.channels"), ("data.val_fraction=1.5", "data.val_fraction"),
+    ("train.ema=1", "train.ema"), ("train.schedule=linear", "train.schedule"), ("model.arch=huge", "model.arch"),
+    ("model.rnn_type=transformer", "model.rnn_type"), ("augment.blur_prob=2", "augment.blur_prob"),
+    ("data.max_width=8", "data.max_width"), ("model.dropout=1", "model.dropout"), ("data.height=4", "data.height"),
+])
+def test_out_of_range_values_name_the_key(override, key):
+    cfg = apply_overrides(Config(), [override])  # the type is fine...
+    with pytest.raises(ConfigError, match=rf"^{key} must be"):  # ...the value is not
+        validate(cfg)
+
+
+def test_training_checks_the_config_before_loading_data(tmp_path):
+    from crnn.training.loop import train
+
+    cfg = apply_overrides(Config(), ["train.lr=-1"])
+    with pytest.raises(ConfigError, match="train.lr"):
+        train(cfg, tmp_path / "no-such-data", tmp_path / "run")  # the config is named, not the missing data
+    assert not (tmp_path / "run").exists()

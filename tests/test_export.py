@@ -244,11 +244,17 @@ def test_export_cli_and_predict_backend_onnx(model_path, tmp_path, capsys):
     ref = Recognizer.load(model_path).predict([img])[0]
     assert len(got) == 1 and got[0]["name"] == str(img) and got[0]["text"] == ref.text
     assert abs(got[0]["confidence"] - ref.confidence) < 1e-4
+    # without --backend the file type decides: .onnx -> ONNX Runtime, .torchscript.pt -> TorchScript
+    (tmp_path / "m.ts").rename(tmp_path / "m.torchscript.pt")
+    for model in (out, tmp_path / "m.torchscript.pt"):
+        assert main(["predict", str(model), str(img), "--format", "json"]) == 0
+        auto = json.loads(capsys.readouterr().out)
+        assert auto[0]["text"] == ref.text and abs(auto[0]["confidence"] - ref.confidence) < 1e-4
 
 
 @needs_onnx
 def test_predict_backend_onnx_never_imports_torch(model_path, onnx_path, images, tmp_path):
-    """``crnn predict --backend onnx`` in a fresh interpreter: same texts, and torch is never imported."""
+    """``crnn predict MODEL.onnx`` (backend picked by the suffix) in a fresh interpreter: same texts, no torch."""
     script = (
         "import json, sys\n"
         "from crnn.cli import main\n"
@@ -259,7 +265,7 @@ def test_predict_backend_onnx_never_imports_torch(model_path, onnx_path, images,
     paths = [str(p) for p in images[:8]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", script, "predict", str(onnx_path), *paths,
-                           "--backend", "onnx", "--format", "tsv"], capture_output=True, text=True, timeout=120,
+                           "--format", "tsv"], capture_output=True, text=True, timeout=120,
                           env=env)
     status = json.loads(proc.stderr.strip().splitlines()[-1])
     assert status == {"rc": 0, "torch": [], "ort": True}, proc.stderr[-2000:]

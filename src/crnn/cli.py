@@ -179,15 +179,10 @@ def expand_inputs(items: list[str]) -> list[str]:
 
 
 def cmd_predict(args) -> int:
+    from crnn.backends import load_backend
+
     paths = expand_inputs(args.inputs)
-    if args.backend == "onnx":
-        from crnn.export.onnx_runtime import OnnxRecognizer
-
-        rec = OnnxRecognizer.load(args.model)
-    else:
-        from crnn.recognizer import Recognizer
-
-        rec = Recognizer.load(args.model, device=args.device)
+    rec = load_backend(args.model, args.backend, args.device)
     preds = rec.predict(paths, batch_size=args.batch_size, beam=args.beam, lexicon=args.lexicon,
                         on_error="report")
     failed = 0
@@ -290,13 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="read the text of images")
-    p.add_argument("model", help="checkpoint file, exported .onnx (with --backend onnx) or builtin:NAME")
+    p.add_argument("model", help="checkpoint file, exported .onnx or .torchscript.pt file, or builtin:NAME")
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--format", choices=("text", "tsv", "json"), default="text")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--beam", type=int, default=0, help="CTC prefix beam search width (0 = greedy)")
     p.add_argument("--lexicon", help="word list: decode to the best-scoring word in it")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx", "torchscript"), default="auto",
+                   help="auto: ONNX Runtime for .onnx, TorchScript for .torchscript.pt, else PyTorch")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_predict)
 

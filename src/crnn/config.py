@@ -116,6 +116,7 @@ class TrainConfig:
     step_epochs: int = 20
     gamma: float = 0.8
     grad_clip: float = 5.0
+    """Clip the gradient norm to this (0 = no clipping)."""
     ema: float = 0.998
     """Exponential moving average of the weights used for validation and saved as the model (0 = off)."""
     seed: int = 0
@@ -147,6 +148,66 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
         return _build(cls, d, "")
+
+
+def validate(cfg: Config) -> Config:
+    """Check every value's range and choice; raise :class:`ConfigError` naming the first bad one.
+
+    Types are checked when a config is read; this catches what a type cannot say
+    (``train.lr = -1``, ``data.channels = 2``, ``data.val_fraction = 1.5``) before any
+    data is loaded, instead of a traceback from deep inside PyTorch minutes later.
+    """
+    from crnn.models import PRESETS
+
+    d, m, a, t = cfg.data, cfg.model, cfg.augment, cfg.train
+    rules: list[tuple[str, Any, bool, str]] = [
+        ("data.height", d.height, d.height >= 8, "at least 8"),
+        ("data.channels", d.channels, d.channels in (1, 3), "1 (grayscale) or 3 (RGB)"),
+        ("data.min_width", d.min_width, d.min_width >= 1, "at least 1"),
+        ("data.max_width", d.max_width, d.max_width >= d.min_width, f"at least data.min_width ({d.min_width})"),
+        ("data.unknown", d.unknown, d.unknown in ("skip", "error"), "'skip' or 'error'"),
+        ("data.val_fraction", d.val_fraction, 0 <= d.val_fraction < 1, "in [0, 1)"),
+        ("data.max_val", d.max_val, d.max_val >= 0, "0 or more"),
+        ("data.workers", d.workers, d.workers >= 0, "0 or more"),
+        ("data.synth_epoch_size", d.synth_epoch_size, d.synth_epoch_size >= 1, "at least 1"),
+        ("data.max_pixels", d.max_pixels, d.max_pixels >= 1, "at least 1"),
+        ("model.arch", m.arch, m.arch in PRESETS, f"one of {', '.join(PRESETS)}"),
+        ("model.channels", m.channels, m.channels is None or (len(m.channels) > 0 and min(m.channels) >= 1),
+         "unset or a list of positive widths"),
+        ("model.rnn_type", m.rnn_type, m.rnn_type.upper() in ("LSTM", "GRU", "RNN"), "LSTM, GRU or RNN"),
+        ("model.rnn_layers", m.rnn_layers, m.rnn_layers >= 1, "at least 1"),
+        ("model.rnn_hidden", m.rnn_hidden, m.rnn_hidden >= 1, "at least 1"),
+        ("model.dropout", m.dropout, 0 <= m.dropout < 1, "in [0, 1)"),
+        ("augment.rotate", a.rotate, 0 <= a.rotate <= 90, "in [0, 90] degrees"),
+        ("augment.shear", a.shear, 0 <= a.shear <= 1, "in [0, 1]"),
+        ("augment.scale", a.scale, 0 <= a.scale < 1, "in [0, 1)"),
+        ("augment.translate", a.translate, 0 <= a.translate < 1, "in [0, 1)"),
+        ("augment.blur_prob", a.blur_prob, 0 <= a.blur_prob <= 1, "a probability in [0, 1]"),
+        ("augment.noise_std", a.noise_std, a.noise_std >= 0, "0 or more"),
+        ("augment.contrast", a.contrast, 0 <= a.contrast < 1, "in [0, 1)"),
+        ("augment.invert_prob", a.invert_prob, 0 <= a.invert_prob <= 1, "a probability in [0, 1]"),
+        ("train.epochs", t.epochs, t.epochs >= 1, "at least 1"),
+        ("train.time_budget", t.time_budget, t.time_budget is None or t.time_budget > 0, "unset or positive"),
+        ("train.batch_size", t.batch_size, t.batch_size >= 1, "at least 1"),
+        ("train.optimizer", t.optimizer, t.optimizer in ("adamw", "adam"), "adamw or adam"),
+        ("train.lr", t.lr, t.lr > 0, "positive"),
+        ("train.weight_decay", t.weight_decay, t.weight_decay >= 0, "0 or more"),
+        ("train.schedule", t.schedule, t.schedule in ("onecycle", "cosine", "step", "constant"),
+         "onecycle, cosine, step or constant"),
+        ("train.warmup", t.warmup, 0 <= t.warmup < 1, "in [0, 1)"),
+        ("train.step_epochs", t.step_epochs, t.step_epochs >= 1, "at least 1"),
+        ("train.gamma", t.gamma, 0 < t.gamma <= 1, "in (0, 1]"),
+        ("train.grad_clip", t.grad_clip, t.grad_clip >= 0, "0 (off) or more"),
+        ("train.ema", t.ema, 0 <= t.ema < 1, "in [0, 1) (0 = off)"),
+        ("train.seed", t.seed, t.seed >= 0, "0 or more"),
+        ("train.log_every", t.log_every, t.log_every >= 1, "at least 1"),
+        ("train.max_bad_steps", t.max_bad_steps, t.max_bad_steps >= 1, "at least 1"),
+        ("train.checkpoint_every", t.checkpoint_every, t.checkpoint_every > 0, "positive (seconds)"),
+    ]
+    for name, value, ok, want in rules:
+        if not ok:
+            raise ConfigError(f"{name} must be {want}, got {value!r}")
+    return cfg
 
 
 def _build(cls: type, d: dict[str, Any], prefix: str) -> Any:

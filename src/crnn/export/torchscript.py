@@ -77,7 +77,7 @@ def read_torchscript(path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, d
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(str(p), map_location="cpu", _extra_files=extra)
     except Exception as e:  # torch raises RuntimeError / ValueError / zip errors for foreign files
-        first = (str(e).splitlines() or [type(e).__name__])[0]
+        first = (str(e).splitlines() or [type(e).__name__])[0].split(". ")[0]  # drop torch's advice to itself
         raise ModelFileError(f"{p}: not a readable TorchScript file ({first[:160]})") from None
     return module.eval(), parse_metadata(extra[EXTRA_FILE] or None, str(p))
 

@@ -21,7 +21,7 @@ def __getattr__(name: str):
 
         return MicroBatcher
     if name == "load_backend":
-        from crnn.serve.cli import load_backend
+        from crnn.backends import load_backend
 
         return load_backend
     raise AttributeError(f"module 'crnn.serve' has no attribute {name!r}")

@@ -93,6 +93,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise ModelFileError(f"{path}: not a model file of this toolkit ({msg[:160]})") from None
     except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
         first = (str(e).splitlines() or [type(e).__name__])[0]
+        first = first.split(". ")[0]  # torch's zip reader appends advice meant for its own developers
         raise ModelFileError(f"{path}: not a readable model file (truncated or from another program: "
                              f"{first[:160]})") from None
     except Exception as e:  # anything else torch.load may raise on garbage input

@@ -32,12 +32,13 @@ from tqdm import tqdm
 
 from crnn.charset import Charset
 from crnn.config import Config, to_toml
+from crnn.config import validate as validate_config
 from crnn.data.augment import augment_batch
 from crnn.data.dataset import Batch, TextLineDataset, WidthBucketSampler, collate
 from crnn.data.images import Preprocess
 from crnn.data.sources import open_source
 from crnn.data.synth_source import Mixed, SynthDataset, is_synth, load_synth
-from crnn.errors import CrnnError, DataError
+from crnn.errors import ConfigError, CrnnError, DataError
 from crnn.fileio import check_output_folder
 from crnn.inference import run_model
 from crnn.metrics import TextMetrics
@@ -166,6 +167,7 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
     not depend on the input height, e.g. ``small`` and ``mobile`` at 32 or 48).
     Raises :class:`~crnn.errors.CrnnError` for bad input.
     """
+    validate_config(cfg)
     run = Path(out_dir)
     check_output_folder(run, "run")
     last_path, best_path = run / "last.pt", run / "best.pt"
@@ -226,7 +228,10 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
     cfg.data.charset = charset.chars
     synth_cfgs = [dataclasses.replace(sc, charset=charset.chars) for sc in synth_cfgs]
 
-    model = build_model(cfg.model, charset.num_classes, pre.channels, pre.height)
+    try:
+        model = build_model(cfg.model, charset.num_classes, pre.channels, pre.height)
+    except ValueError as e:  # e.g. a data.height too small for the preset's pooling stages
+        raise ConfigError(f"model {cfg.model.arch!r} at data.height={pre.height}: {e}") from None
     real: TextLineDataset | None = None
     for src in sources:
         loaded = load_dataset(src, pre, charset, model.output_length)
@@ -400,7 +405,8 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
                     continue
                 bad_steps = 0
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                if cfg.train.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
                 optimizer.step()
                 if ema is not None:
                     ema.update(model)
