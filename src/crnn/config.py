@@ -132,7 +132,8 @@ class TrainConfig:
     tensorboard: bool = False
     """Also log each epoch's metrics to ``RUN/tensorboard`` (needs the tensorboard package)."""
     checkpoint_every: float = 120.0
-    """Also write last.pt every this many seconds inside long epochs, so a killed run loses little."""
+    """Also write last.pt every this many seconds inside long epochs, so a killed run loses little (0 = at
+    epoch ends only)."""
 
 
 @dataclass
@@ -202,7 +203,8 @@ def validate(cfg: Config) -> Config:
         ("train.seed", t.seed, t.seed >= 0, "0 or more"),
         ("train.log_every", t.log_every, t.log_every >= 1, "at least 1"),
         ("train.max_bad_steps", t.max_bad_steps, t.max_bad_steps >= 1, "at least 1"),
-        ("train.checkpoint_every", t.checkpoint_every, t.checkpoint_every > 0, "positive (seconds)"),
+        ("train.checkpoint_every", t.checkpoint_every, t.checkpoint_every >= 0,
+         "0 (at epoch ends only) or more seconds"),
     ]
     for name, value, ok, want in rules:
         if not ok:
