@@ -112,6 +112,26 @@ def test_finetune_keeps_the_init_height_unless_asked(trained, tmp_path):
     assert main(common + ["--out", str(tmp_path / "bad"), "--set", "data.height=64"]) == 2
 
 
+def test_finetune_honours_dropout_and_refuses_a_different_architecture(trained, tmp_path, capsys):
+    """--set model.dropout changes the fine-tune; an architecture key that differs is an error, not ignored."""
+    from crnn.cli import main
+
+    data = tmp_path / "new"
+    make_toy_set(data, 40, seed=7, alphabet="AB7x")
+    common = ["train", "--train", str(data), "--init", str(trained.best_path), "--epochs", "1", "--no-progress",
+              "--set", "train.batch_size=16"]
+    assert main(common + ["--out", str(tmp_path / "drop"), "--set", "model.dropout=0.3"]) == 0
+    model_cfg = load_checkpoint(tmp_path / "drop" / "best.pt")["config"]["model"]
+    assert model_cfg["dropout"] == 0.3 and model_cfg["rnn_hidden"] == 64  # the rest is the init model's
+    capsys.readouterr()
+    assert main(common + ["--out", str(tmp_path / "wide"), "--set", "model.rnn_hidden=256"]) == 2
+    err = capsys.readouterr().err
+    assert "model.rnn_hidden=256 differs from the --init model's 64" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "wide").exists()
+    # naming the init model's own value is fine
+    assert main(common + ["--out", str(tmp_path / "same"), "--set", "model.rnn_hidden=64"]) == 0
+
+
 def test_explicit_keys_reads_config_files_and_overrides(tmp_path):
     from crnn.config import explicit_keys
 

@@ -78,9 +78,8 @@ def cmd_train(args) -> int:
     from crnn.training.loop import train
 
     cfg = _config_from_args(args)
-    keep_height = args.init is not None and "data.height" in explicit_keys(args.config, args.set)
     result = train(cfg, args.train, args.out, val_path=args.val, resume=args.resume, init=args.init,
-                   progress=not args.no_progress, keep_height=keep_height)
+                   progress=not args.no_progress, explicit=explicit_keys(args.config, args.set))
     if result.interrupted:
         print(f"interrupted: saved {result.last_path}; continue with: crnn train --train {' '.join(args.train)} "
               f"--out {args.out} --resume", file=sys.stderr)

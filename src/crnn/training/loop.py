@@ -23,6 +23,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,9 +154,13 @@ def _set_rng_state(state: dict, aug_gen: torch.Generator) -> None:
     random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
 
 
+# What a fine-tune may set differently from its --init model; every other model key is its architecture.
+FINE_TUNE_MAY_CHANGE = frozenset({"data.height", "model.dropout"})
+
+
 def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.PathLike,
           val_path: str | os.PathLike | None = None, resume: bool = False, init: str | None = None,
-          progress: bool = True, log=print, keep_height: bool = False) -> TrainResult:
+          progress: bool = True, log=print, keep_height: bool = False, explicit: Iterable[str] = ()) -> TrainResult:
     """Train a model on ``train_path`` into ``out_dir``.
 
     ``train_path``: a folder, labels file, LMDB or ``synth:CONFIG.toml``, or a list of them (mixed).
@@ -163,11 +168,16 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
     ``resume`` continues from ``out_dir/last.pt`` (model, optimizer, schedule, epoch, RNG);
     ``init`` starts from another model's weights (fine-tuning; the output layer is
     rebuilt if the charset differs). Fine-tuning keeps the init model's architecture and
-    preprocessing; ``keep_height`` uses ``cfg.data.height`` instead (for presets whose weights do
-    not depend on the input height, e.g. ``small`` and ``mobile`` at 32 or 48).
+    preprocessing. ``explicit`` names the ``section.key`` settings the user gave (a config file,
+    ``--set``): of those, ``data.height`` and ``model.dropout`` override the init model's (the
+    weights fit any height that the conv stack maps to the same feature size, e.g. 32 to 63 for
+    ``small``; another height is an error naming the first layer that does not fit), and any other
+    ``model.*`` key that differs from the init model is an error rather than silently ignored.
+    ``keep_height=True`` is the same as ``"data.height"`` in ``explicit``.
     Raises :class:`~crnn.errors.CrnnError` for bad input.
     """
     validate_config(cfg)
+    explicit = set(explicit) | ({"data.height"} if keep_height else set())
     run = Path(out_dir)
     check_output_folder(run, "run")
     last_path, best_path = run / "last.pt", run / "best.pt"
@@ -199,9 +209,17 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
 
         init_ckpt = load_checkpoint(resolve_model_path(init))
         init_cfg = Config.from_dict(init_ckpt["config"])
+        asked = cfg.model
+        for key in sorted(k for k in explicit if k.startswith("model.") and k not in FINE_TUNE_MAY_CHANGE):
+            mine, theirs = getattr(asked, key[6:]), getattr(init_cfg.model, key[6:])
+            if mine != theirs:
+                raise ConfigError(f"{key}={mine!r} differs from the --init model's {theirs!r}: fine-tuning keeps "
+                                  "the init model's architecture (drop the setting, or train without --init)")
         cfg.model = init_cfg.model
+        if "model.dropout" in explicit:
+            cfg.model.dropout = asked.dropout
         pre_i = Preprocess.from_dict(init_ckpt["preprocess"])
-        if keep_height and cfg.data.height != pre_i.height:
+        if "data.height" in explicit and cfg.data.height != pre_i.height:
             say(f"fine-tuning at height {cfg.data.height} (the init model was trained at {pre_i.height})")
         else:
             cfg.data.height = pre_i.height
