@@ -128,8 +128,13 @@ def test_finetune_honours_dropout_and_refuses_a_different_architecture(trained, 
     err = capsys.readouterr().err
     assert "model.rnn_hidden=256 differs from the --init model's 64" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "wide").exists()
-    # naming the init model's own value is fine
-    assert main(common + ["--out", str(tmp_path / "same"), "--set", "model.rnn_hidden=64"]) == 0
+    # naming the init model's own values is fine, also when written out (the preset's channels, rnn_type's case)
+    init_model = load_checkpoint(trained.best_path)["config"]["model"]
+    from crnn.models import PRESETS
+
+    channels = ",".join(str(b.out) for b in PRESETS[init_model["arch"]])
+    assert main(common + ["--out", str(tmp_path / "same"), "--set", "model.rnn_hidden=64",
+                          "--set", f"model.channels={channels}", "--set", "model.rnn_type=gru"]) == 0
 
 
 def test_explicit_keys_reads_config_files_and_overrides(tmp_path):

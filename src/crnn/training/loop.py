@@ -43,7 +43,7 @@ from crnn.errors import ConfigError, CrnnError, DataError
 from crnn.fileio import check_output_folder
 from crnn.inference import run_model
 from crnn.metrics import TextMetrics
-from crnn.models import build_model, count_parameters
+from crnn.models import PRESETS, build_model, count_parameters
 from crnn.training import distributed as dist_utils
 from crnn.training.checkpoint import load_checkpoint, save_checkpoint
 from crnn.training.data_setup import load_dataset, split_validation
@@ -158,6 +158,16 @@ def _set_rng_state(state: dict, aug_gen: torch.Generator) -> None:
 FINE_TUNE_MAY_CHANGE = frozenset({"data.height", "model.dropout"})
 
 
+def _arch_value(model_cfg, name: str):
+    """A model setting as the network sees it: a preset's own channel list written out equals ``None``."""
+    value = getattr(model_cfg, name)
+    if name == "channels" and value is None and model_cfg.arch in PRESETS:
+        return [b.out for b in PRESETS[model_cfg.arch]]
+    if name == "rnn_type":
+        return str(value).upper()
+    return value
+
+
 def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.PathLike,
           val_path: str | os.PathLike | None = None, resume: bool = False, init: str | None = None,
           progress: bool = True, log=print, keep_height: bool = False, explicit: Iterable[str] = ()) -> TrainResult:
@@ -212,7 +222,7 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
         asked = cfg.model
         for key in sorted(k for k in explicit if k.startswith("model.") and k not in FINE_TUNE_MAY_CHANGE):
             mine, theirs = getattr(asked, key[6:]), getattr(init_cfg.model, key[6:])
-            if mine != theirs:
+            if _arch_value(asked, key[6:]) != _arch_value(init_cfg.model, key[6:]):
                 raise ConfigError(f"{key}={mine!r} differs from the --init model's {theirs!r}: fine-tuning keeps "
                                   "the init model's architecture (drop the setting, or train without --init)")
         cfg.model = init_cfg.model
