@@ -375,3 +375,14 @@ def test_out_of_charset_words_are_dropped_and_counted(tmp_path):
     assert Lexicon(clean, FakeCharset()).sequences == lex.sequences
     with pytest.raises(ValueError):
         Lexicon(["xyz"], "abc").decode(random_log_probs(np.random.default_rng(0), 3, 4))
+
+
+def test_unreadable_word_lists_are_one_clear_error(tmp_path):
+    from crnn.errors import DataError
+
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.txt: not UTF-8 text at byte 3"):
+        Lexicon.from_file(latin1, "acef")
+    with pytest.raises(DataError, match=r"missing.txt: cannot read the word list"):
+        Lexicon.from_file(tmp_path / "missing.txt", "acef")

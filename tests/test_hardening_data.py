@@ -545,3 +545,13 @@ def test_untrusted_model_files_are_refused_with_one_line(kind, tmp_path, capsys,
     assert not marker.exists()  # the payload never ran
     assert time.perf_counter() - t < 20
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 500_000  # KB: nothing huge was built
+
+
+def test_writing_a_file_over_a_folder_names_the_folder(tmp_path):
+    from crnn.fileio import atomic_write
+
+    folder = tmp_path / "out"
+    (folder / "keep").mkdir(parents=True)
+    with pytest.raises(CrnnError, match="out: is a folder; give a file name"):
+        atomic_write(folder, lambda f: f.write(b"x"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (folder / "keep").is_dir()  # nothing left over

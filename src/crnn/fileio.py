@@ -27,6 +27,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None] | No
     killed mid-write are removed after a successful write.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CrnnError(f"{path}: is a folder; give a file name to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

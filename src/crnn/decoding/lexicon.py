@@ -53,6 +53,7 @@ import numpy as np
 from crnn.decoding.beam import _prepare, ctc_align, ctc_sequence_log_prob
 from crnn.decoding.greedy import greedy_decode
 from crnn.decoding.types import DecodeResult
+from crnn.errors import DataError
 
 _NEG = -np.inf
 _TOL = 1e-7  # slack on the bound test, far above float rounding of the scores
@@ -103,8 +104,14 @@ class Lexicon:
         cls, path: str | os.PathLike, char_to_index: Mapping[str, int] | Sequence[str] | Any
     ) -> Lexicon:
         """One word per line, UTF-8 (a BOM is allowed); blank lines are ignored."""
-        with open(path, encoding="utf-8-sig") as f:
-            return cls(f.read().splitlines(), char_to_index)
+        try:
+            with open(path, encoding="utf-8-sig") as f:
+                return cls(f.read().splitlines(), char_to_index)
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not UTF-8 text at byte {e.start} (a word list must be UTF-8, one word "
+                            "per line)") from None
+        except OSError as e:
+            raise DataError(f"{path}: cannot read the word list ({e.strerror or e})") from None
 
     @property
     def num_dropped(self) -> int:
