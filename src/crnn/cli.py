@@ -338,12 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         # The file system refused (a file where a folder must go, no permission, disk full):
         # the user's environment, not a bug, so one line naming the path, as mkdir or cp would.
-        from crnn.fileio import file_in_the_way
+        from crnn.fileio import folder_blocked
 
-        blocker = file_in_the_way(e.filename) if isinstance(e, (FileExistsError, NotADirectoryError)) \
+        blocked = folder_blocked(e.filename) if isinstance(e, (FileExistsError, NotADirectoryError)) \
             and e.filename else None
-        if blocker is not None:
-            print(f"error: {blocker}: is a file, but a folder is needed there", file=sys.stderr)
+        if blocked is not None:
+            print(f"error: {blocked}", file=sys.stderr)
         else:
             where = f"{e.filename}: " if e.filename else ""
             print(f"error: {where}{e.strerror or e}", file=sys.stderr)

@@ -77,11 +77,18 @@ def check_output_folder(path: str | os.PathLike, what: str = "output") -> None:
     Called before long work (loading data, rendering images), so a typo in ``--out``
     costs a second, not the minutes of work done before the first write.
     """
+    message = folder_blocked(path, what)
+    if message is not None:
+        raise CrnnError(message)
+
+
+def folder_blocked(path: str | os.PathLike, what: str = "output") -> str | None:
+    """Why ``path`` cannot be (or be made) a folder, naming the file in the way; None if it can."""
     p = Path(path)
     q = file_in_the_way(p)
-    if q is not None:
-        where = "" if q == p else f" (needed for {p})"
-        raise CrnnError(f"{q}: is a file, but the {what} needs a folder there{where}")
+    if q is None:
+        return None
+    return f"{q}: is a file, but the {what} needs a folder there" + ("" if q == p else f" (needed for {p})")
 
 
 def file_in_the_way(folder: str | os.PathLike) -> Path | None:

@@ -301,8 +301,6 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     ema = EMA(model, cfg.train.ema) if cfg.train.ema > 0 else None
-    if cfg.train.optimizer not in ("adamw", "adam"):
-        raise CrnnError(f"train.optimizer must be adamw or adam, not {cfg.train.optimizer!r}")
     opt_cls = torch.optim.AdamW if cfg.train.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=cfg.train.lr,
                         weight_decay=cfg.train.weight_decay if cfg.train.optimizer == "adamw" else 0.0)
