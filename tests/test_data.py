@@ -99,11 +99,22 @@ def test_exif_orientation_is_honoured(tmp_path):
 
 
 def test_extreme_sizes_and_widths():
-    pre = Preprocess(height=32, min_width=16, max_width=512)
+    pre = Preprocess(height=32, min_width=16)
     assert prepare_image(np.zeros((1, 1), np.uint8), pre).shape == (32, 32)
     assert prepare_image(np.zeros((200, 3), np.uint8), pre).shape == (32, 16)
-    assert prepare_image(np.zeros((20, 20000), np.uint8), pre).shape == (32, 512)
+    assert prepare_image(np.zeros((20, 20000), np.uint8), pre).shape == (32, 32000)  # full width, never squeezed
     assert prepare_image(np.zeros((60, 160, 3), np.uint8), Preprocess(height=32, channels=3)).shape == (32, 85, 3)
+    with pytest.raises(DataError, match="over the 65,536 px limit"):
+        prepare_image(np.zeros((1, 4000), np.uint8), pre)  # 128,000 px at height 32
+
+
+def test_narrow_images_are_padded_not_stretched():
+    """A narrow glyph keeps its shape: the image is resized to the height, then padded with its last column."""
+    a = np.full((32, 4), 255, np.uint8)
+    a[:, 0] = 0  # a black left column, white elsewhere
+    out = prepare_image(a, Preprocess(height=32, min_width=16))
+    assert out.shape == (32, 16)
+    assert (out[:, 0] == 0).all() and (out[:, 1:] == 255).all()  # stretching would have widened the black bar
 
 
 def test_bad_files_get_one_line_errors(tmp_path):

@@ -69,7 +69,7 @@ def images(toy_data, tmp_path_factory) -> list[Path]:
         render_text(text).save(p)
         extra.append(p)
     wide = folder / "wide.png"
-    render_text("AB" * 40).save(wide)  # wider than max_width: squeezed to 512
+    render_text("AB" * 40).save(wide)  # over 512 px at model height: read at full width
     return sorted((toy_data / "test").glob("*.png"))[:20] + extra + [wide]
 
 
@@ -77,7 +77,7 @@ def images(toy_data, tmp_path_factory) -> list[Path]:
 def test_onnx_log_probs_match_pytorch_batched_and_single(model_path, onnx_path, images):
     rec, orec = Recognizer.load(model_path), OnnxRecognizer.load(onnx_path, threads=1)
     widths = {a.shape[1] for a in rec.prepare(images)[0]}
-    assert len(widths) > 5 and max(widths) == 512
+    assert len(widths) > 5 and max(widths) > 512
     for batch_size in (64, 7, 1):  # one padded batch, several, and one image at a time
         arrays = rec.prepare(images)[0]
         from crnn.inference import run_model

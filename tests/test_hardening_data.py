@@ -141,10 +141,10 @@ def test_prepare_skips_counts_and_lists_every_bad_file(zoo, tmp_path, capsys):
     assert "empty label" in lines[bad["empty label"]]
     assert "not an image file extension (.txt)" in lines[bad["not an image extension"]]
     assert f"{zoo['duplicate']}: duplicate of an earlier file: {zoo['root'] / 'AB.png'}" in text
-    # the summary: kept/total, skips grouped by kind, unknown characters with counts, the squeezed wide image
+    # the summary: kept/total, skips grouped by kind, unknown characters with counts; the wide image is kept
     assert "6 usable samples of 17, 11 skipped" in text
     assert "characters outside the charset: 'Z' x3, 'q' x1" in text
-    assert "1 images were wider than max_width" in text
+    assert "squeeze" not in text and "xx.png" not in text  # kept, at full width: nothing to warn about
     report = json.loads((out / "report.json").read_text())
     assert report["kept"] == 6 and report["skipped"] == 11
     by_reason = report["skipped_by_reason"]
@@ -282,9 +282,11 @@ def test_training_skips_bad_samples_and_explains_too_long_labels(tmp_path, monke
     res = train(tiny_config(f"data.charset={CHARSET}"), data, tmp_path / "run", progress=False,
                 log=messages.append)
     text = "\n".join(messages)
-    assert f"50 usable samples of {len(labels) + 6}, 4 skipped" in text, text
+    assert f"49 usable samples of {len(labels) + 6}, 5 skipped" in text, text
     one_line_per_file(text, [str(data / "narrow.png"), str(data / "broken.png"), str(data / "z.png"),
-                             f"{data / 'labels.tsv'}:{len(labels) + 6}"])
+                             str(data / "long.png"), f"{data / 'labels.tsv'}:{len(labels) + 6}"])
+    long = next(ln for ln in text.splitlines() if "long.png" in ln)  # never squeezed: skipped, and said why
+    assert "wider than data.max_width after resizing (32000 px at height 32, limit 4096" in long
     narrow = next(ln for ln in text.splitlines() if "narrow.png" in ln)
     assert "label too long for the image: 7 characters need 7 CTC frames but the image gives only 4" in narrow
     assert "characters outside the charset: 'Z' x1" in text

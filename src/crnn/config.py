@@ -40,8 +40,10 @@ class DataConfig:
     channels: int = 1
     """1 = grayscale, 3 = RGB."""
     min_width: int = 16
-    max_width: int = 512
-    """Wider images are squeezed to this width (a warning is counted in prepare)."""
+    """Narrower images are padded (never stretched) to this width."""
+    max_width: int = 4096
+    """Training only, a memory bound: a training image wider than this after resizing is skipped and counted
+    in the data report (never squeezed). Evaluation and prediction read every image at its full width."""
     charset: str | None = None
     """The alphabet. ``None`` builds it from the training labels."""
     unknown: str = "skip"

@@ -25,14 +25,24 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
 ImageLike = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 
+MAX_MODEL_WIDTH = 65_536
+"""Widest model input, in pixels after resizing (an aspect ratio of about 1,400:1 at 48 px): a guard against
+an image that would need gigabytes, not a clamp. Nothing narrower is ever squeezed."""
+
+
 @dataclass(frozen=True)
 class Preprocess:
-    """How an image becomes a model input; saved in checkpoints and reused everywhere."""
+    """How an image becomes a model input; saved in checkpoints and reused everywhere.
+
+    The aspect ratio is never changed: an image is resized to ``height`` and keeps its width, however wide
+    (the network is convolutional plus an RNN, so it reads any width). Images narrower than ``min_width``
+    are padded, not stretched. Older checkpoints carry a ``max_width`` key; it is ignored (it used to squeeze
+    long lines, which turned a 1,500 px scanned line into garbage).
+    """
 
     height: int = 32
     channels: int = 1
     min_width: int = 16
-    max_width: int = 512
     max_pixels: int = 40_000_000
 
     def to_dict(self) -> dict[str, Any]:
@@ -42,10 +52,13 @@ class Preprocess:
     def from_dict(cls, d: dict[str, Any]) -> Preprocess:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
+    def resized_width(self, width: int, height: int) -> int:
+        """Width of the image itself after resizing to ``self.height`` with the aspect ratio kept."""
+        return max(1, round(width * self.height / max(height, 1)))
+
     def target_width(self, width: int, height: int) -> int:
-        """Width after resizing to ``self.height`` with the aspect ratio kept, clamped."""
-        w = round(width * self.height / max(height, 1))
-        return int(min(max(w, self.min_width), self.max_width))
+        """Width of the model input: the resized width, padded up to ``min_width``."""
+        return max(self.resized_width(width, height), self.min_width)
 
 
 def _open(source: str | os.PathLike | bytes, name: str, max_pixels: int) -> Image.Image:
@@ -145,18 +158,28 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def to_model_array(img: Image.Image, pre: Preprocess) -> np.ndarray:
-    """Resize to ``pre.height`` keeping the aspect ratio; uint8 array (H, W) or (H, W, 3)."""
+def to_model_array(img: Image.Image, pre: Preprocess, name: str = "image") -> np.ndarray:
+    """Resize to ``pre.height`` keeping the aspect ratio; uint8 array (H, W) or (H, W, 3).
+
+    An image narrower than ``pre.min_width`` is padded on the right by repeating its last column (as
+    batches pad), so a single narrow letter is not stretched into another shape.
+    """
     img = img.convert("L" if pre.channels == 1 else "RGB")
-    w = pre.target_width(img.width, img.height)
+    w = pre.resized_width(img.width, img.height)
+    if w > MAX_MODEL_WIDTH:
+        raise DataError(f"{name}: {img.width}x{img.height} pixels is {w:,} px wide at height {pre.height}, over "
+                        f"the {MAX_MODEL_WIDTH:,} px limit (cut the line into pieces)")
     if (w, pre.height) != img.size:
         img = img.resize((w, pre.height), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return np.asarray(img, dtype=np.uint8)
+    a = np.asarray(img, dtype=np.uint8)
+    if w < pre.min_width:
+        a = np.concatenate([a, np.repeat(a[:, -1:], pre.min_width - w, axis=1)], axis=1)
+    return a
 
 
 def prepare_image(source: ImageLike, pre: Preprocess, name: str | None = None) -> np.ndarray:
     """:func:`load_image` then :func:`to_model_array`."""
-    return to_model_array(load_image(source, name, pre.max_pixels), pre)
+    return to_model_array(load_image(source, name, pre.max_pixels), pre, name or "image")
 
 
 def normalize_batch(arrays: list[np.ndarray], channels: int) -> tuple[np.ndarray, np.ndarray]:

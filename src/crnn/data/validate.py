@@ -32,7 +32,6 @@ class Report:
     label_lengths: list[int] = field(default_factory=list)
     widths: list[int] = field(default_factory=list)
     heights: list[int] = field(default_factory=list)
-    squeezed: int = 0
 
     def skip(self, name: str, reason: str) -> None:
         self.skipped.append((name, reason))
@@ -53,7 +52,6 @@ class Report:
             "label_length": _stats(self.label_lengths),
             "image_width": _stats(self.widths),
             "image_height": _stats(self.heights),
-            "squeezed_to_max_width": self.squeezed,
         }
 
     def format(self, max_lines: int = 20) -> str:
@@ -73,8 +71,6 @@ class Report:
             s = _stats(values)
             if s:
                 lines.append(f"  {title}: min {s['min']}, mean {s['mean']:.1f}, median {s['median']}, max {s['max']}")
-        if self.squeezed:
-            lines.append(f"  {self.squeezed} images were wider than max_width after resizing and will be squeezed")
         return "\n".join(lines)
 
 
@@ -100,12 +96,15 @@ class Checked:
 
 def check_samples(source: Source, pre: Preprocess, charset: Charset | None = None,
                   report: Report | None = None, dedupe: bool = False,
-                  label_ok: Callable[[str, int], str | None] | None = None) -> Iterator[Checked]:
+                  label_ok: Callable[[str, int], str | None] | None = None,
+                  max_width: int | None = None) -> Iterator[Checked]:
     """Yield every usable sample of ``source``; record the others in ``report``.
 
     ``charset``: labels with characters outside it are skipped and their
     characters counted. ``label_ok(label, width)`` may return a reason to skip
     (training uses it for labels too long for the model's output length).
+    ``max_width``: images wider than this after resizing are skipped and counted
+    (training's memory bound, ``data.max_width``); nothing is ever squeezed.
     """
     report = report if report is not None else Report(str(source.location))
     report.total += len(source.records) + len(source.skipped)
@@ -117,6 +116,11 @@ def check_samples(source: Source, pre: Preprocess, charset: Charset | None = Non
             if not data:
                 raise DataError(f"{rec.name}: empty file (0 bytes)")
             img = load_image(data, rec.name, pre.max_pixels)
+            width = pre.resized_width(img.width, img.height)
+            if max_width is not None and width > max_width:
+                raise DataError(f"{rec.name}: wider than data.max_width after resizing ({width} px at height "
+                                f"{pre.height}, limit {max_width}; raise data.max_width to train on it)")
+            array = to_model_array(img, pre, rec.name)
         except DataError as e:
             report.skip(rec.name, str(e).removeprefix(f"{rec.name}: "))
             continue
@@ -133,14 +137,11 @@ def check_samples(source: Source, pre: Preprocess, charset: Charset | None = Non
                 report.skip(rec.name, f"duplicate of an earlier file: {seen[digest]}")
                 continue
             seen[digest] = rec.name
-        array = to_model_array(img, pre)
         if label_ok is not None:
             why = label_ok(label, array.shape[1])
             if why:
                 report.skip(rec.name, why)
                 continue
-        if round(img.width * pre.height / img.height) > pre.max_width:
-            report.squeezed += 1
         report.kept += 1
         report.label_lengths.append(len(label))
         report.widths.append(img.width)

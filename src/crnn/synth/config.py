@@ -119,6 +119,34 @@ class SynthConfig:
     jpeg_prob: float = 0.3
     jpeg_quality: tuple[int, int] = (25, 90)
 
+    # --- real captures: photographs and scans (crnn.synth.scene) --------------------------
+    scene_prob: float = 0.0
+    """Chance that a line is coloured as a photographed word instead: a photo-like background (colour
+    blobs, blocks, uneven light), coloured ink (converted to grey for 1-channel configs, so contrast can
+    be low), sometimes the neighbouring lines' ink cut at the edges, an outline or a shadow."""
+    scene_min_contrast: float = 25.0
+    """Least luma difference (0-255) between such a line's ink and its background's mean."""
+    outline_prob: float = 0.2
+    """Of the scene lines: an outline (stroke) around the letters."""
+    shadow_prob: float = 0.2
+    """Of the scene lines: a drop shadow."""
+    curve_prob: float = 0.0
+    """Chance of a curved baseline (an arc or a wave), as on a bottle or a round sign."""
+    curve: float = 0.3
+    """Largest displacement of the baseline, in units of the line's height."""
+    perspective_prob: float = 0.0
+    """Chance of a perspective view (one end taller, corners moved)."""
+    perspective: float = 0.25
+    """Largest corner movement, in units of the line's height."""
+    lowres_prob: float = 0.0
+    """Chance that the line was captured small and upscaled (blur and blocky edges)."""
+    lowres_height: tuple[int, int] = (10, 24)
+    """Height range, in pixels, of that small capture."""
+    binarize_prob: float = 0.0
+    """Chance of a scanner's black-and-white output (threshold, then speckle)."""
+    speckle: float = 0.01
+    """Largest share of pixels flipped by speckle in a binarised line."""
+
     # --- CAPTCHA-like distortion (crnn.synth.glyphs) --------------------------------------
     glyph_warp_prob: float = 0.0
     """Chance that a sample is drawn glyph by glyph: each character rotated and warped on its own,
@@ -186,11 +214,15 @@ class SynthConfig:
         for name in ("holdout_fraction", "color_prob", "dark_text_prob", "punct_prob", "pattern_prob"):
             prob(name)
         for name in ("blur_prob", "noise_prob", "jpeg_prob", "glyph_warp_prob", "tight_prob",
-                     "glyph_squash"):
+                     "glyph_squash", "scene_prob", "outline_prob", "shadow_prob", "curve_prob", "perspective_prob",
+                     "lowres_prob", "binarize_prob", "speckle"):
             prob(name)
         for name in ("rotation", "shear", "stretch", "blur", "noise", "texture_strength", "min_contrast",
-                     "glyph_rotation", "glyph_warp", "glyph_overlap"):
+                     "glyph_rotation", "glyph_warp", "glyph_overlap", "scene_min_contrast", "curve", "perspective"):
             nonneg(name)
+        if self.scene_min_contrast > 160:
+            raise bad("scene_min_contrast", "must be <= 160")
+        pair("lowres_height", lo=4)
         if self.stretch >= 1:
             raise bad("stretch", "must be < 1")
         if self.min_contrast + self.texture_strength > 200:

@@ -14,7 +14,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from crnn.synth import glyphs
+from crnn.synth import glyphs, scene
 from crnn.synth.config import SynthConfig
 from crnn.synth.fonts import draws_all, load_font, missing_chars
 
@@ -182,6 +182,11 @@ def render(text: str, font_path: str | os.PathLike, rng: np.random.Generator, cf
 
 def _finish(mask: Image.Image, rng: np.random.Generator, cfg: SynthConfig) -> Image.Image:
     """Resize an ink mask to the output height, colour it over a background, degrade it."""
+    # every draw below is gated by its probability, so configs that leave it at 0 keep their bytes
+    if cfg.curve_prob > 0 and rng.random() < cfg.curve_prob:
+        mask = scene.curve(mask, rng, cfg.curve)
+    if cfg.perspective_prob > 0 and rng.random() < cfg.perspective_prob:
+        mask = scene.perspective(mask, rng, cfg.perspective)
     w, h = mask.size
 
     # --- resize the ink to the output height, then colour it at that size ------------------
@@ -189,9 +194,15 @@ def _finish(mask: Image.Image, rng: np.random.Generator, cfg: SynthConfig) -> Im
     aspect = w / h * (1.0 + rng.uniform(-cfg.stretch, cfg.stretch))
     out_w = max(1, round(out_h * aspect))
     mask = mask.resize((out_w, out_h), _RESAMPLE[int(rng.integers(len(_RESAMPLE)))])
-    bg, fg = make_background(rng, cfg, out_w, out_h)
-    ink_img = Image.new(bg.mode, (out_w, out_h), fg[0] if bg.mode == "L" else fg)
-    img = Image.composite(ink_img, bg, mask)
+    mode = "L" if cfg.channels == 1 else "RGB"
+    if cfg.scene_prob > 0 and rng.random() < cfg.scene_prob:
+        img = scene.compose_scene(mask, rng, cfg).convert(mode)
+    else:
+        bg, fg = make_background(rng, cfg, out_w, out_h)
+        ink_img = Image.new(bg.mode, (out_w, out_h), fg[0] if bg.mode == "L" else fg)
+        img = Image.composite(ink_img, bg, mask)
+    if cfg.lowres_prob > 0 and rng.random() < cfg.lowres_prob:
+        img = scene.low_resolution(img, rng, cfg)
 
     # --- degradations at output resolution ------------------------------------------------
     if cfg.blur > 0 and rng.random() < cfg.blur_prob:
@@ -200,11 +211,13 @@ def _finish(mask: Image.Image, rng: np.random.Generator, cfg: SynthConfig) -> Im
         arr = np.asarray(img, dtype=np.float32)
         arr = arr + rng.normal(0.0, rng.uniform(1.0, max(cfg.noise, 1.0)), arr.shape).astype(np.float32)
         img = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode=img.mode)
+    if cfg.binarize_prob > 0 and rng.random() < cfg.binarize_prob:
+        img = scene.binarize(img, rng, cfg)
     if rng.random() < cfg.jpeg_prob:
         buf = io.BytesIO()
         img.save(buf, "JPEG", quality=int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)))
         buf.seek(0)
         img = Image.open(buf)
         img.load()
-        img = img.convert(bg.mode)
+        img = img.convert(mode)
     return img

@@ -46,11 +46,12 @@ class Loaded:
 
 
 def load_dataset(source: Source, pre: Preprocess, charset: Charset,
-                 output_length: Callable[[int], int]) -> Loaded:
-    """Decode every usable sample of ``source`` into memory."""
+                 output_length: Callable[[int], int], max_width: int | None = None) -> Loaded:
+    """Decode every usable sample of ``source`` into memory (wider than ``max_width`` px: skipped, counted)."""
     report = Report(str(source.location))
     arrays, labels, targets = [], [], []
-    for s in check_samples(source, pre, charset, report, label_ok=length_check(output_length)):
+    for s in check_samples(source, pre, charset, report, label_ok=length_check(output_length),
+                               max_width=max_width):
         arrays.append(s.array)
         labels.append(s.label)
         targets.append(charset.encode(s.label))

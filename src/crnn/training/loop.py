@@ -234,9 +234,9 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
         else:
             cfg.data.height = pre_i.height
         cfg.data.channels = pre_i.channels
-        cfg.data.min_width, cfg.data.max_width = pre_i.min_width, pre_i.max_width
+        cfg.data.min_width = pre_i.min_width
 
-    pre = Preprocess(cfg.data.height, cfg.data.channels, cfg.data.min_width, cfg.data.max_width, cfg.data.max_pixels)
+    pre = Preprocess(cfg.data.height, cfg.data.channels, cfg.data.min_width, cfg.data.max_pixels)
     locations = [train_path] if isinstance(train_path, (str, os.PathLike)) else list(train_path)
     sources = [open_source(loc, cfg.data.label_pattern) for loc in locations if not is_synth(loc)]
     synth_cfgs = [load_synth(loc, pre, cfg.data.charset) for loc in locations if is_synth(loc)]
@@ -262,7 +262,7 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
         raise ConfigError(f"model {cfg.model.arch!r} at data.height={pre.height}: {e}") from None
     real: TextLineDataset | None = None
     for src in sources:
-        loaded = load_dataset(src, pre, charset, model.output_length)
+        loaded = load_dataset(src, pre, charset, model.output_length, cfg.data.max_width)
         say(loaded.report.format(max_lines=10))
         real = loaded.dataset if real is None else real.extend(loaded.dataset)
     synth = [SynthDataset(sc, seed + 1000 * k, cfg.data.synth_epoch_size, pre, charset)
@@ -270,7 +270,7 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
     val_ds: TextLineDataset | None = None
     if val_path is not None:
         vsrc = open_source(val_path, cfg.data.label_pattern)
-        vloaded = load_dataset(vsrc, pre, charset, model.output_length)
+        vloaded = load_dataset(vsrc, pre, charset, model.output_length, cfg.data.max_width)
         if vloaded.report.skipped:
             say(vloaded.report.format(max_lines=5))
         val_ds = vloaded.dataset
