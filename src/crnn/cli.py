@@ -104,10 +104,22 @@ def _torchrun(args) -> int:
     return subprocess.call(cmd)
 
 
-def cmd_eval(args) -> int:
-    from crnn.recognizer import Recognizer
+def _check_counts(args, *flags: str) -> None:
+    """``--batch-size 0`` and the like: one line naming the flag, before any model or image is read."""
+    for flag in flags:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value < (0 if flag == "--worst" else 1):
+            raise CrnnError(f"{flag} must be {'0 or more' if flag == '--worst' else 'at least 1'}, got {value}")
 
-    rec = Recognizer.load(args.model, device=args.device)
+
+def cmd_eval(args) -> int:
+    from crnn.backends import load_backend
+
+    _check_counts(args, "--batch-size", "--worst")
+    rec = load_backend(args.model, "auto", args.device)
+    if args.report and not hasattr(rec, "model"):
+        raise CrnnError(f"{args.model}: --report draws alignments with PyTorch; give the checkpoint (.pt) it was "
+                        "exported from, or drop --report")
     metrics, report, preds = rec.evaluate(args.data, batch_size=args.batch_size, label_pattern=args.label_pattern,
                                           beam=args.beam, lexicon=args.lexicon)
     summary = metrics.summary(worst=args.worst)
@@ -180,6 +192,7 @@ def expand_inputs(items: list[str]) -> list[str]:
 def cmd_predict(args) -> int:
     from crnn.backends import load_backend
 
+    _check_counts(args, "--batch-size")
     paths = expand_inputs(args.inputs)
     rec = load_backend(args.model, args.backend, args.device)
     preds = rec.predict(paths, batch_size=args.batch_size, beam=args.beam, lexicon=args.lexicon,
@@ -271,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="word accuracy and CER of a model on a labelled dataset")
-    p.add_argument("model", help="checkpoint file or builtin:NAME")
+    p.add_argument("model", help="checkpoint file, builtin:NAME, or an exported .onnx / .torchscript.pt file")
     p.add_argument("data", help="folder, labels file or LMDB")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--worst", type=int, default=10, help="how many worst errors to list")

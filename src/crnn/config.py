@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
@@ -153,45 +154,90 @@ class Config:
         return _build(cls, d, "")
 
 
+LIMITS: dict[str, int] = {
+    "data.height": 256,
+    "data.max_width": 65_536,
+    "data.max_val": 100_000,
+    "data.workers": 64,
+    "data.synth_epoch_size": 10_000_000,
+    "data.max_pixels": 200_000_000,
+    "model.channels": 1024,
+    "model.channels.count": 12,
+    "model.rnn_layers": 8,
+    "model.rnn_hidden": 1024,
+    "train.epochs": 1_000_000,
+    "train.batch_size": 1024,
+    "train.seed": 2**32 - 1,
+}
+"""Upper bounds of the size-like keys, so that no single setting can outgrow a 24 GiB machine.
+
+Each is far above what any preset or recipe uses (the paper's model: height 32, conv widths up to 512,
+BiLSTM 256 x 2), and below the value at which that key alone fills memory: ``data.height = 100000``
+made every cached training image about 100,000 x 300,000 pixels; ``rnn_hidden = 1024`` with 8 layers
+is about 100 M parameters (with AdamW's state, under 2 GB); a batch of 1024 lines of 48 x 512 px is
+1.6 GB in the first conv stage alone. The bounds hold one key at a time: the largest values together
+(a batch of 1024 at height 256) can still outgrow a small machine. ``data.max_width``
+matches the widest image inference accepts (``crnn.data.images.MAX_MODEL_WIDTH``)."""
+
+_SECTION = {DataConfig: "data", ModelConfig: "model", AugmentConfig: "augment", TrainConfig: "train"}
+
+
 def validate(cfg: Config) -> Config:
     """Check every value's range and choice; raise :class:`ConfigError` naming the first bad one.
 
     Types are checked when a config is read; this catches what a type cannot say
-    (``train.lr = -1``, ``data.channels = 2``, ``data.val_fraction = 1.5``) before any
-    data is loaded, instead of a traceback from deep inside PyTorch minutes later.
+    (``train.lr = -1``, ``data.channels = 2``, ``data.val_fraction = 1.5``, ``train.lr = inf``,
+    ``data.height = 100000``) before any data is loaded, instead of a traceback from deep inside
+    PyTorch, or the kernel's OOM killer, minutes later. Size-like keys are bounded by :data:`LIMITS`.
     """
     from crnn.models import PRESETS
 
+    for section in (cfg.data, cfg.model, cfg.augment, cfg.train):
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{_SECTION[type(section)]}.{f.name} must be a finite number, got {value!r}")
     d, m, a, t = cfg.data, cfg.model, cfg.augment, cfg.train
+    L = LIMITS
+    widths = m.channels or []
     rules: list[tuple[str, Any, bool, str]] = [
-        ("data.height", d.height, d.height >= 8, "at least 8"),
+        ("data.height", d.height, 8 <= d.height <= L["data.height"], f"in [8, {L['data.height']}]"),
         ("data.channels", d.channels, d.channels in (1, 3), "1 (grayscale) or 3 (RGB)"),
-        ("data.min_width", d.min_width, d.min_width >= 1, "at least 1"),
-        ("data.max_width", d.max_width, d.max_width >= d.min_width, f"at least data.min_width ({d.min_width})"),
+        ("data.min_width", d.min_width, 1 <= d.min_width <= L["data.max_width"],
+         f"in [1, {L['data.max_width']}]"),
+        ("data.max_width", d.max_width, d.min_width <= d.max_width <= L["data.max_width"],
+         f"in [data.min_width ({d.min_width}), {L['data.max_width']}]"),
         ("data.unknown", d.unknown, d.unknown in ("skip", "error"), "'skip' or 'error'"),
         ("data.val_fraction", d.val_fraction, 0 <= d.val_fraction < 1, "in [0, 1)"),
-        ("data.max_val", d.max_val, d.max_val >= 0, "0 or more"),
-        ("data.workers", d.workers, d.workers >= 0, "0 or more"),
-        ("data.synth_epoch_size", d.synth_epoch_size, d.synth_epoch_size >= 1, "at least 1"),
-        ("data.max_pixels", d.max_pixels, d.max_pixels >= 1, "at least 1"),
+        ("data.max_val", d.max_val, 0 <= d.max_val <= L["data.max_val"], f"in [0, {L['data.max_val']}]"),
+        ("data.workers", d.workers, 0 <= d.workers <= L["data.workers"], f"in [0, {L['data.workers']}]"),
+        ("data.synth_epoch_size", d.synth_epoch_size, 1 <= d.synth_epoch_size <= L["data.synth_epoch_size"],
+         f"in [1, {L['data.synth_epoch_size']:,}]"),
+        ("data.max_pixels", d.max_pixels, 1 <= d.max_pixels <= L["data.max_pixels"],
+         f"in [1, {L['data.max_pixels']:,}]"),
         ("model.arch", m.arch, m.arch in PRESETS, f"one of {', '.join(PRESETS)}"),
-        ("model.channels", m.channels, m.channels is None or (len(m.channels) > 0 and min(m.channels) >= 1),
-         "unset or a list of positive widths"),
+        ("model.channels", m.channels, m.channels is None or (0 < len(widths) <= L["model.channels.count"]
+                                                             and 1 <= min(widths)
+                                                             and max(widths) <= L["model.channels"]),
+         f"unset or a list of 1 to {L['model.channels.count']} widths in [1, {L['model.channels']}]"),
         ("model.rnn_type", m.rnn_type, m.rnn_type.upper() in ("LSTM", "GRU", "RNN"), "LSTM, GRU or RNN"),
-        ("model.rnn_layers", m.rnn_layers, m.rnn_layers >= 1, "at least 1"),
-        ("model.rnn_hidden", m.rnn_hidden, m.rnn_hidden >= 1, "at least 1"),
+        ("model.rnn_layers", m.rnn_layers, 1 <= m.rnn_layers <= L["model.rnn_layers"],
+         f"in [1, {L['model.rnn_layers']}]"),
+        ("model.rnn_hidden", m.rnn_hidden, 1 <= m.rnn_hidden <= L["model.rnn_hidden"],
+         f"in [1, {L['model.rnn_hidden']}]"),
         ("model.dropout", m.dropout, 0 <= m.dropout < 1, "in [0, 1)"),
         ("augment.rotate", a.rotate, 0 <= a.rotate <= 90, "in [0, 90] degrees"),
         ("augment.shear", a.shear, 0 <= a.shear <= 1, "in [0, 1]"),
         ("augment.scale", a.scale, 0 <= a.scale < 1, "in [0, 1)"),
         ("augment.translate", a.translate, 0 <= a.translate < 1, "in [0, 1)"),
         ("augment.blur_prob", a.blur_prob, 0 <= a.blur_prob <= 1, "a probability in [0, 1]"),
-        ("augment.noise_std", a.noise_std, a.noise_std >= 0, "0 or more"),
+        ("augment.noise_std", a.noise_std, 0 <= a.noise_std <= 10, "in [0, 10]"),
         ("augment.contrast", a.contrast, 0 <= a.contrast < 1, "in [0, 1)"),
         ("augment.invert_prob", a.invert_prob, 0 <= a.invert_prob <= 1, "a probability in [0, 1]"),
-        ("train.epochs", t.epochs, t.epochs >= 1, "at least 1"),
+        ("train.epochs", t.epochs, 1 <= t.epochs <= L["train.epochs"], f"in [1, {L['train.epochs']:,}]"),
         ("train.time_budget", t.time_budget, t.time_budget is None or t.time_budget > 0, "unset or positive"),
-        ("train.batch_size", t.batch_size, t.batch_size >= 1, "at least 1"),
+        ("train.batch_size", t.batch_size, 1 <= t.batch_size <= L["train.batch_size"],
+         f"in [1, {L['train.batch_size']}]"),
         ("train.optimizer", t.optimizer, t.optimizer in ("adamw", "adam"), "adamw or adam"),
         ("train.lr", t.lr, t.lr > 0, "positive"),
         ("train.weight_decay", t.weight_decay, t.weight_decay >= 0, "0 or more"),
@@ -202,7 +248,7 @@ def validate(cfg: Config) -> Config:
         ("train.gamma", t.gamma, 0 < t.gamma <= 1, "in (0, 1]"),
         ("train.grad_clip", t.grad_clip, t.grad_clip >= 0, "0 (off) or more"),
         ("train.ema", t.ema, 0 <= t.ema < 1, "in [0, 1) (0 = off)"),
-        ("train.seed", t.seed, t.seed >= 0, "0 or more"),
+        ("train.seed", t.seed, 0 <= t.seed <= L["train.seed"], f"in [0, {L['train.seed']}]"),
         ("train.log_every", t.log_every, t.log_every >= 1, "at least 1"),
         ("train.max_bad_steps", t.max_bad_steps, t.max_bad_steps >= 1, "at least 1"),
         ("train.checkpoint_every", t.checkpoint_every, t.checkpoint_every >= 0,
@@ -317,6 +363,9 @@ def _read_table(path: str | Path) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{p}: cannot read config ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        line = p.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{p}: line {line} is not valid UTF-8 (config files must be UTF-8)") from None
     try:
         if p.suffix.lower() in (".yaml", ".yml"):
             import yaml

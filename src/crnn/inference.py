@@ -8,7 +8,32 @@ import numpy as np
 import torch
 
 from crnn.decoding.types import DecodeResult
+from crnn.errors import CrnnError
 from crnn.predictor import run_batches
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; a device this machine lacks is a one-line error."""
+    if isinstance(name, torch.device):
+        dev = name
+    elif name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(name)
+        except (RuntimeError, ValueError, TypeError):
+            raise CrnnError(f"device {name!r} is not a device name (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CrnnError(f"device {str(name)!r} asked for, but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise CrnnError(f"device {str(name)!r} asked for, but this machine has {torch.cuda.device_count()} "
+                            "CUDA device(s)")
+    elif dev.type not in ("cpu", "mps"):
+        raise CrnnError(f"device {str(name)!r} is not supported here (use auto, cpu, cuda or cuda:N)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise CrnnError(f"device {str(name)!r} asked for, but MPS is not available on this machine")
+    return dev
 
 
 def torch_forward(model: torch.nn.Module, device: torch.device):

@@ -16,9 +16,12 @@ import numpy as np
 
 from crnn.charset import Charset
 from crnn.data.images import ImageLike, Preprocess, normalize_batch, prepare_image
+from crnn.data.sources import open_source
+from crnn.data.validate import Report, check_samples
 from crnn.decoding.greedy import greedy_decode
 from crnn.decoding.types import DecodeResult
-from crnn.errors import DataError
+from crnn.errors import CrnnError, DataError
+from crnn.metrics import TextMetrics
 
 Forward = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 """(B, C, H, W) float32 batch and (B,) widths -> (B, T, C) log-probs and (B,) output lengths."""
@@ -51,6 +54,8 @@ def run_batches(forward: Forward, arrays: list[np.ndarray], channels: int, batch
                 decoder: Callable[[np.ndarray], DecodeResult] | None = None, keep_log_probs: bool = False
                 ) -> tuple[list[DecodeResult], list[np.ndarray] | None]:
     """Decode uint8 images (model height) in width-bucketed batches; results in the input order."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise CrnnError(f"batch size must be a whole number of at least 1, got {batch_size!r}")
     decoder = decoder or greedy_decode
     results: list[DecodeResult | None] = [None] * len(arrays)
     all_lp: list[np.ndarray | None] | None = [None] * len(arrays) if keep_log_probs else None
@@ -132,6 +137,30 @@ class BasePredictor:
         for i, r in zip(ok, results):
             out[i] = Prediction(self.charset.decode(r.indices), r.confidence, names[i], r.frames)
         return out
+
+    def evaluate(self, data: str | os.PathLike, batch_size: int = 64, label_pattern: str | None = None,
+                 beam: int = 0, lexicon=None) -> tuple[TextMetrics, Report, list[Prediction]]:
+        """Score the model on a folder, labels file or LMDB; unreadable samples are skipped and reported.
+
+        Here, not on the PyTorch recognizer, so ``crnn eval`` scores an exported ``.onnx`` file exactly as
+        it will be served. Labels with characters the model cannot output are kept (they count as
+        errors, as they would in use) and listed in ``report.unknown_chars``.
+        """
+        decoder = make_decoder(self.charset, beam, lexicon)  # a bad lexicon fails before the data is read
+        source = open_source(data, label_pattern)
+        report = Report(str(source.location))
+        checked = list(check_samples(source, self.preprocess, None, report))
+        if not checked:
+            raise DataError(f"{source.location}: no usable sample to evaluate ({len(report.skipped)} skipped)")
+        for c in checked:
+            report.unknown_chars.update(self.charset.unknown(c.label))
+        results, _ = self.run_arrays([c.array for c in checked], batch_size, decoder)
+        preds = [Prediction(self.charset.decode(r.indices), r.confidence, c.record.name, r.frames)
+                 for c, r in zip(checked, results)]
+        metrics = TextMetrics()
+        metrics.update([c.label for c in checked], [p.text for p in preds], [p.name for p in preds],
+                       [p.confidence for p in preds])
+        return metrics, report, preds
 
     def log_probs(self, images: Sequence[ImageLike]) -> list[np.ndarray]:
         """Per-image (T, C) log-probabilities, for decoders and visualisation."""

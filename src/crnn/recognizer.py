@@ -20,12 +20,8 @@ from crnn.builtin import resolve_model_path
 from crnn.charset import Charset
 from crnn.config import Config
 from crnn.data.images import Preprocess
-from crnn.data.sources import open_source
-from crnn.data.validate import Report, check_samples
-from crnn.errors import DataError
-from crnn.inference import torch_forward
-from crnn.metrics import TextMetrics
-from crnn.predictor import BasePredictor, Prediction, make_decoder
+from crnn.inference import resolve_device, torch_forward
+from crnn.predictor import BasePredictor
 from crnn.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 
@@ -34,8 +30,7 @@ class Recognizer(BasePredictor):
 
     def __init__(self, model: torch.nn.Module, charset: Charset, preprocess: Preprocess, config: Config,
                  device: str | torch.device = "cpu", name: str = "model", meta: dict | None = None):
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   ("cpu" if device == "auto" else device))
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.charset, self.preprocess, self.config, self.name = charset, preprocess, config, name
         self.meta = meta or {}
@@ -50,26 +45,3 @@ class Recognizer(BasePredictor):
 
     def _forward(self, batch: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return torch_forward(self.model, self.device)(batch, widths)
-
-    def evaluate(self, data: str | os.PathLike, batch_size: int = 64, label_pattern: str | None = None,
-                 beam: int = 0, lexicon=None) -> tuple[TextMetrics, Report, list[Prediction]]:
-        """Score the model on a folder, labels file or LMDB; unreadable samples are skipped and reported.
-
-        Labels with characters the model cannot output are kept (they count as
-        errors, as they would in use) and listed in ``report.unknown_chars``.
-        """
-        source = open_source(data, label_pattern)
-        report = Report(str(source.location))
-        checked = list(check_samples(source, self.preprocess, None, report))
-        if not checked:
-            raise DataError(f"{source.location}: no usable sample to evaluate ({len(report.skipped)} skipped)")
-        for c in checked:
-            report.unknown_chars.update(self.charset.unknown(c.label))
-        results, _ = self.run_arrays([c.array for c in checked], batch_size,
-                                     make_decoder(self.charset, beam, lexicon))
-        preds = [Prediction(self.charset.decode(r.indices), r.confidence, c.record.name, r.frames)
-                 for c, r in zip(checked, results)]
-        metrics = TextMetrics()
-        metrics.update([c.label for c in checked], [p.text for p in preds], [p.name for p in preds],
-                       [p.confidence for p in preds])
-        return metrics, report, preds

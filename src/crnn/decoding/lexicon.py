@@ -106,12 +106,17 @@ class Lexicon:
         """One word per line, UTF-8 (a BOM is allowed); blank lines are ignored."""
         try:
             with open(path, encoding="utf-8-sig") as f:
-                return cls(f.read().splitlines(), char_to_index)
+                lex = cls(f.read().splitlines(), char_to_index)
         except UnicodeDecodeError as e:
             raise DataError(f"{path}: not UTF-8 text at byte {e.start} (a word list must be UTF-8, one word "
                             "per line)") from None
         except OSError as e:
             raise DataError(f"{path}: cannot read the word list ({e.strerror or e})") from None
+        if not lex.words:  # found now, not as a ValueError at the first image
+            why = (f"all {lex.num_dropped} words have characters the model cannot output" if lex.num_dropped
+                   else "it holds no word")
+            raise DataError(f"{path}: the word list is unusable: {why} (one word per line, UTF-8)")
+        return lex
 
     @property
     def num_dropped(self) -> int:

@@ -67,6 +67,18 @@ def _is_torchscript(path: Path) -> bool:
         return False
 
 
+def _is_onnx(path: Path) -> bool:
+    """An ONNX protobuf: named ``.onnx``, or opening with field 1 (ir_version) then a producer name."""
+    if path.suffix.lower() == ".onnx":
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return len(head) > 4 and head[0] == 0x08 and head[2] == 0x12 and head[3] < 64
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read and check a checkpoint; every failure is a one-line :class:`ModelFileError`."""
     path = Path(path)
@@ -77,6 +89,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if _is_torchscript(path):  # torch.load would hand it to torch.jit.load, which runs its TorchScript code
         raise ModelFileError(f"{path}: is a TorchScript program, not a checkpoint (exported models are run with "
                              "`crnn predict --backend` / `crnn serve`, not loaded as checkpoints)")
+    if _is_onnx(path):
+        raise ModelFileError(f"{path}: is an exported ONNX model, not a checkpoint (`crnn predict`, `eval` and "
+                             "`serve` run it; this command needs the PyTorch checkpoint it was exported from)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -41,7 +41,7 @@ from crnn.data.sources import open_source
 from crnn.data.synth_source import Mixed, SynthDataset, is_synth, load_synth
 from crnn.errors import ConfigError, CrnnError, DataError
 from crnn.fileio import check_output_folder
-from crnn.inference import run_model
+from crnn.inference import resolve_device, run_model
 from crnn.metrics import TextMetrics
 from crnn.models import PRESETS, build_model, count_parameters
 from crnn.training import distributed as dist_utils
@@ -50,16 +50,6 @@ from crnn.training.data_setup import load_dataset, split_validation
 from crnn.training.ema import EMA
 from crnn.training.runlog import RunLog
 from crnn.training.schedule import learning_rate
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CrnnError(f"device {name!r} asked for, but CUDA is not available on this machine")
-    return dev
 
 
 def amp_dtype(device: torch.device) -> torch.dtype:
