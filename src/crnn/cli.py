@@ -27,16 +27,25 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                    help="regex with one group that extracts the label from a file stem, e.g. '(.+)_\\d+'")
 
 
+_TRAIN_FLAGS = (("epochs", "train", "epochs"), ("batch_size", "train", "batch_size"), ("lr", "train", "lr"),
+                ("device", "train", "device"), ("seed", "train", "seed"), ("workers", "data", "workers"),
+                ("label_pattern", "data", "label_pattern"), ("arch", "model", "arch"),
+                ("time_budget", "train", "time_budget"))
+
+
+def _flag_keys(args) -> set[str]:
+    """The config keys that train's own flags (``--batch-size 16``) gave a value, as ``--set`` would."""
+    keys = {f"{section}.{key}" for flag, section, key in _TRAIN_FLAGS if getattr(args, flag, None) is not None}
+    return keys | ({"train.amp"} if args.amp else set()) | ({"train.tensorboard"} if args.tensorboard else set())
+
+
 def _config_from_args(args) -> object:
     from crnn.config import apply_overrides, load_config, parse_duration
 
     cfg = apply_overrides(load_config(args.config), args.set)
     if args.time_budget is not None:
         cfg.train.time_budget = parse_duration(args.time_budget)
-    for flag, section, key in (("epochs", "train", "epochs"), ("batch_size", "train", "batch_size"),
-                               ("lr", "train", "lr"), ("device", "train", "device"), ("seed", "train", "seed"),
-                               ("workers", "data", "workers"), ("label_pattern", "data", "label_pattern"),
-                               ("arch", "model", "arch")):
+    for flag, section, key in _TRAIN_FLAGS[:-1]:
         value = getattr(args, flag, None)
         if value is not None:
             setattr(getattr(cfg, section), key, value)
@@ -79,7 +88,8 @@ def cmd_train(args) -> int:
 
     cfg = _config_from_args(args)
     result = train(cfg, args.train, args.out, val_path=args.val, resume=args.resume, init=args.init,
-                   progress=not args.no_progress, explicit=explicit_keys(args.config, args.set))
+                   progress=not args.no_progress, explicit=explicit_keys(args.config, args.set) | _flag_keys(args),
+                   force=args.force)
     if result.interrupted:
         print(f"interrupted: saved {result.last_path}; continue with: crnn train --train {' '.join(args.train)} "
               f"--out {args.out} --resume", file=sys.stderr)
@@ -277,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16/bf16 on CUDA)")
     p.add_argument("--tensorboard", action="store_true", help="also log metrics to RUN/tensorboard")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--force", action="store_true",
+                   help="start a new run in an --out that holds one; its files are moved into --out/old-TIMESTAMP/")
     p.add_argument("--init", metavar="MODEL", help="start from this model's weights (fine-tuning), e.g. builtin:en")
     p.add_argument("--nproc", type=int, help="train with N processes on this machine (DDP via torchrun)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from crnn.errors import CrnnError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: stale temporary files are then removed unconditionally
+    fcntl = None  # type: ignore[assignment]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None] | None = None,
@@ -24,13 +30,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None] | No
 
     The new file gets the usual permissions (``0o666`` less the umask; ``mkstemp``
     alone would make it 0600). Temporary files left by an earlier process that was
-    killed mid-write are removed after a successful write.
+    killed mid-write are removed after a successful write; the writer holds an
+    ``flock`` on its temporary file until the rename, so a temporary file that another
+    live process is still writing is never taken for a stale one.
     """
     path = Path(path)
     if path.is_dir():
         raise CrnnError(f"{path}: is a folder; give a file name to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    lock_fd = os.open(tmp, os.O_RDONLY)  # its own open file, so the lock outlives `fd` until the rename
+    if fcntl is not None:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -55,11 +66,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None] | No
         except FileNotFoundError:
             pass
         raise
+    finally:
+        os.close(lock_fd)
     for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        try:
-            stale.unlink()
-        except OSError:
-            pass
+        remove_if_unlocked(stale)
     try:
         dfd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -69,6 +79,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None] | No
     except OSError:  # some file systems refuse fsync on folders; the rename is still atomic
         pass
     return path
+
+
+def remove_if_unlocked(path: Path) -> bool:
+    """Remove a temporary file or folder left by a killed writer; one a live process holds stays.
+
+    A live writer holds an ``flock`` on it (the kernel drops it when the process dies). Returns
+    whether ``path`` was removed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return False
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        return not path.exists()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def check_output_folder(path: str | os.PathLike, what: str = "output") -> None:

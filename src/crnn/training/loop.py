@@ -48,6 +48,7 @@ from crnn.training import distributed as dist_utils
 from crnn.training.checkpoint import load_checkpoint, save_checkpoint
 from crnn.training.data_setup import load_dataset, split_validation
 from crnn.training.ema import EMA
+from crnn.training.runfolder import RunFolder, check_resume, describe_source, fingerprint
 from crnn.training.runlog import RunLog
 from crnn.training.schedule import learning_rate
 
@@ -160,7 +161,8 @@ def _arch_value(model_cfg, name: str):
 
 def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.PathLike,
           val_path: str | os.PathLike | None = None, resume: bool = False, init: str | None = None,
-          progress: bool = True, log=print, keep_height: bool = False, explicit: Iterable[str] = ()) -> TrainResult:
+          progress: bool = True, log=print, keep_height: bool = False, explicit: Iterable[str] = (),
+          force: bool = False) -> TrainResult:
     """Train a model on ``train_path`` into ``out_dir``.
 
     ``train_path``: a folder, labels file, LMDB or ``synth:CONFIG.toml``, or a list of them (mixed).
@@ -174,14 +176,26 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
     ``small``; another height is an error naming the first layer that does not fit), and any other
     ``model.*`` key that differs from the init model is an error rather than silently ignored.
     ``keep_height=True`` is the same as ``"data.height"`` in ``explicit``.
+
+    The run folder is held by this process alone (:class:`~crnn.training.runfolder.RunFolder`); one
+    that already holds a run is written into only with ``resume`` (same data, same settings but the
+    budget) or ``force`` (the old files are moved into ``old-TIMESTAMP/`` first).
     Raises :class:`~crnn.errors.CrnnError` for bad input.
     """
     validate_config(cfg)
     explicit = set(explicit) | ({"data.height"} if keep_height else set())
     run = Path(out_dir)
     check_output_folder(run, "run")
+    ctx = dist_utils.context()
+    with RunFolder(run, resume=resume, force=force, enabled=ctx.rank == 0) as folder:
+        return _train(cfg, train_path, run, val_path, resume, init, progress, log, explicit, ctx, folder)
+
+
+def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str | None, progress: bool, log,
+           explicit: set[str], ctx, folder: RunFolder) -> TrainResult:
     last_path, best_path = run / "last.pt", run / "best.pt"
     state = None
+    asked = cfg.to_dict()
     if resume:
         if not last_path.exists():
             raise CrnnError(f"{last_path}: nothing to resume (no last.pt in {run})")
@@ -190,10 +204,7 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
             raise CrnnError(f"{last_path}: has no training state to resume from")
         cfg = Config.from_dict({**state["config"], "train": {**state["config"]["train"],
                                                              **_changed_budget(cfg, state)}})
-    elif last_path.exists():
-        raise CrnnError(f"{run}: already holds a run (last.pt); use --resume to continue it or another --out")
 
-    ctx = dist_utils.context()
     is_main = ctx.rank == 0
     say = log if is_main else (lambda *_: None)
     device = resolve_device(cfg.train.device) if not ctx.distributed else ctx.device(cfg.train.device)
@@ -230,6 +241,12 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
     locations = [train_path] if isinstance(train_path, (str, os.PathLike)) else list(train_path)
     sources = [open_source(loc, cfg.data.label_pattern) for loc in locations if not is_synth(loc)]
     synth_cfgs = [load_synth(loc, pre, cfg.data.charset) for loc in locations if is_synth(loc)]
+    vsrc = open_source(val_path, cfg.data.label_pattern) if val_path is not None else None
+    listed = iter(sources)
+    run_fp = fingerprint([describe_source(str(loc), None if is_synth(loc) else next(listed)) for loc in locations],
+                         describe_source(str(val_path), vsrc) if vsrc is not None else None)
+    if state is not None:
+        check_resume(state.get("run"), run_fp, state["config"], asked, explicit, run)
     if state is not None:
         charset = Charset(state["charset"])
     elif cfg.data.charset:
@@ -258,8 +275,7 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
     synth = [SynthDataset(sc, seed + 1000 * k, cfg.data.synth_epoch_size, pre, charset)
              for k, sc in enumerate(synth_cfgs)]
     val_ds: TextLineDataset | None = None
-    if val_path is not None:
-        vsrc = open_source(val_path, cfg.data.label_pattern)
+    if vsrc is not None:
         vloaded = load_dataset(vsrc, pre, charset, model.output_length, cfg.data.max_width)
         if vloaded.report.skipped:
             say(vloaded.report.format(max_lines=5))
@@ -326,6 +342,9 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
 
     if is_main:
         run.mkdir(parents=True, exist_ok=True)
+        moved = folder.start_writing()
+        if moved is not None:
+            say(f"--force: the earlier run's files were moved to {moved}")
     runlog = RunLog(run, enabled=is_main)
     if is_main:
         (run / "config.toml").write_text(to_toml(cfg), encoding="utf-8")
@@ -334,7 +353,7 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
 
     def payload(kind: str) -> dict:
         weights = (ema.module if ema is not None else model).state_dict()
-        p = {"config": cfg.to_dict(), "charset": charset.chars, "preprocess": pre.to_dict(),
+        p = {"config": cfg.to_dict(), "charset": charset.chars, "preprocess": pre.to_dict(), "run": run_fp,
              "model": {k: v.detach().cpu().contiguous() for k, v in weights.items()},
              "meta": {"epoch": ts["epoch"], "step": ts["step"], "elapsed": ts["elapsed"],
                       "val_accuracy": ts["best_acc"], "val_cer": ts["best_cer"], "kind": kind,
