@@ -51,8 +51,8 @@ def main() -> int:
 
     run = root / f"run-{time.strftime('%Y%m%d-%H%M%S')}{args.tag}"
     cmd = ["crnn", "train", "--train", str(train_dir), "--out", str(run), "--time-budget", args.budget]
-    if args.init:
-        cmd += ["--init", args.init]
+    if args.init:  # a CAPTCHA reader answers only with the CAPTCHA alphabet, as these runs always did
+        cmd += ["--init", args.init, "--set", "data.init_charset=restrict"]
     for s in args.set:
         cmd += ["--set", s]
     print("$ " + " ".join(cmd), flush=True)

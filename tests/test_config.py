@@ -71,6 +71,7 @@ def test_defaults_and_shipped_training_configs_are_valid():
     ("train.ema=1", "train.ema"), ("train.schedule=linear", "train.schedule"), ("model.arch=huge", "model.arch"),
     ("model.rnn_type=transformer", "model.rnn_type"), ("augment.blur_prob=2", "augment.blur_prob"),
     ("data.max_width=8", "data.max_width"), ("model.dropout=1", "model.dropout"), ("data.height=4", "data.height"),
+    ("data.init_charset=all", "data.init_charset"), ("data.rehearsal=-1", "data.rehearsal"),
 ])
 def test_out_of_range_values_name_the_key(override, key):
     cfg = apply_overrides(Config(), [override])  # the type is fine...

@@ -78,18 +78,55 @@ def test_refuses_to_overwrite_a_run(trained, toy_data):
 
 
 def test_finetune_with_another_charset(trained, tmp_path):
+    """By default a fine-tune keeps the init model's characters and adds the new ones (rows copied, new start
+    fresh); ``data.init_charset=restrict`` keeps only the training labels'. Both say what they did."""
     data = tmp_path / "new"
-    make_toy_set(data, 60, seed=5, alphabet="AB7z")  # 'z' is new; '-' and 'x' are gone
+    make_toy_set(data, 60, seed=5, alphabet="AB7z")  # 'z' is new; '-' and 'x' are not in these labels
     messages = []
     res = train(toy_config(2), data, tmp_path / "ft", init=str(trained.best_path), progress=False,
                 log=messages.append)
-    assert any("output layer rebuilt" in m and "new: 'z'" in m for m in messages)
+    said = "\n".join(messages)
+    assert "fine-tuning charset (6 characters): kept 5 of the init model's 5, added 1 from the training labels 'z'" \
+        in said and "dropped none" in said
+    assert "the rows of the 5 characters it shares with the init model are copied, 1 new rows start fresh" in said
     ckpt = load_checkpoint(res.best_path)
-    assert ckpt["charset"] == "7ABz"
+    assert ckpt["charset"] == "-7ABxz"  # the init model's order, then the new character
     base = load_checkpoint(trained.best_path)["model"]
     # a layer below the head starts from the init weights, so after 2 short epochs it is still close
     k = "cnn.0.0.weight"
     assert torch.nn.functional.cosine_similarity(ckpt["model"][k].flatten(), base[k].flatten(), dim=0) > 0.9
+    messages.clear()
+    res = train(toy_config(2, "data.init_charset=restrict"), data, tmp_path / "ft2", init=str(trained.best_path),
+                progress=False, log=messages.append)
+    said = "\n".join(messages)
+    assert "fine-tuning charset (4 characters): kept 3 of the init model's 5, added 1" in said
+    assert "dropped 2 '-x' (data.init_charset=restrict)" in said
+    assert load_checkpoint(res.best_path)["charset"] == "7ABz"
+
+
+def test_finetune_on_fewer_characters_still_reads_the_others(trained, toy_data, tmp_path):
+    """Fine-tuned on labels without '-' and 'x', the model still reads them thanks to the rehearsal lines;
+    without rehearsal it forgets them within two epochs."""
+    data = tmp_path / "ab7"
+    make_toy_set(data, 80, seed=8, alphabet="AB7")
+    test = sorted((toy_data / "test").glob("*.png"))
+    labels = dict(line.split("\t") for line in (toy_data / "test" / "labels.tsv").read_text().splitlines())
+    with_others = [p for p in test if set(labels[p.name]) & set("-x")]
+    assert len(with_others) >= 10
+
+    def right(*extra: str) -> int:
+        out = tmp_path / f"ft{len(extra)}"
+        messages: list[str] = []
+        res = train(toy_config(2, *extra), data, out, init=str(trained.best_path), progress=False,
+                    log=messages.append)
+        assert ("rehearses the init model's characters the training labels lack ('-x')" in "\n".join(messages)) \
+            == (not extra)
+        preds = Recognizer.load(res.best_path).predict(with_others)
+        return sum(p.text == labels[q.name] for p, q in zip(preds, with_others))
+
+    kept = right()
+    assert kept >= 0.6 * len(with_others), (kept, len(with_others))
+    assert right("data.rehearsal=0") < kept / 2
 
 
 def test_finetune_keeps_the_init_height_unless_asked(trained, tmp_path):

@@ -46,7 +46,19 @@ class DataConfig:
     """Training only, a memory bound: a training image wider than this after resizing is skipped and counted
     in the data report (never squeezed). Evaluation and prediction read every image at its full width."""
     charset: str | None = None
-    """The alphabet. ``None`` builds it from the training labels."""
+    """The alphabet. ``None`` builds it from the training labels (and, fine-tuning, see ``init_charset``)."""
+    rehearsal: float = 0.5
+    """Fine-tuning: when the charset holds characters the training labels lack (kept from the init model),
+    add this many synthetic lines per training sample each epoch, random strings over the whole charset, so
+    the model keeps reading what it knew (a fine-tune on capitals alone forgets lower case within an epoch).
+    0 turns it off; training from scratch never rehearses. Measured on a toy model fine-tuned 2 epochs on
+    labels without two of its characters: it still read 0, 12, 23 and 29 of 31 words holding them with
+    0, 0.2, 0.5 and 1.0."""
+    init_charset: str = "keep"
+    """Fine-tuning (``--init``) without a ``charset``: ``keep`` the init model's characters and add the
+    training labels' new ones, so a model fine-tuned on capitals still reads lower case; ``restrict`` the
+    output to the training labels' characters (what a CAPTCHA reader wants: it can never answer ``o``
+    for ``O``)."""
     unknown: str = "skip"
     """Samples whose label has characters outside ``charset``: ``skip`` them (counted), or ``error``."""
     label_pattern: str | None = None
@@ -208,6 +220,8 @@ def validate(cfg: Config) -> Config:
         ("data.max_width", d.max_width, d.min_width <= d.max_width <= L["data.max_width"],
          f"in [data.min_width ({d.min_width}), {L['data.max_width']}]"),
         ("data.unknown", d.unknown, d.unknown in ("skip", "error"), "'skip' or 'error'"),
+        ("data.rehearsal", d.rehearsal, 0 <= d.rehearsal <= 4, "in [0, 4]"),
+        ("data.init_charset", d.init_charset, d.init_charset in ("keep", "restrict"), "'keep' or 'restrict'"),
         ("data.val_fraction", d.val_fraction, 0 <= d.val_fraction < 1, "in [0, 1)"),
         ("data.max_val", d.max_val, 0 <= d.max_val <= L["data.max_val"], f"in [0, {L['data.max_val']}]"),
         ("data.workers", d.workers, 0 <= d.workers <= L["data.workers"], f"in [0, {L['data.workers']}]"),

@@ -46,6 +46,7 @@ def run_demo(root: Path, time_budget: str = "3m", count: int = 2000, test_count:
     run = root / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = Config()
     cfg.train.time_budget = budget
+    cfg.data.init_charset = "restrict"  # a CAPTCHA reader answers only with the CAPTCHA alphabet
     init = None if scratch else "builtin:en"
     if init:
         before, _, _ = Recognizer.load(init).evaluate(test_dir)

@@ -122,8 +122,55 @@ def _transfer_weights(model: torch.nn.Module, init: dict, charset: Charset, init
     model.load_state_dict(own)
     if charset != init_charset:
         new = [c for c in charset.chars if c not in init_charset]
-        log(f"fine-tuning: output layer rebuilt for the new charset ({len(shared)} of {len(charset)} characters "
-            f"kept from the init model{', new: ' + repr(''.join(new)) if new else ''}); all other layers kept")
+        log(f"fine-tuning: output layer rebuilt for the new charset: the rows of the {len(shared)} characters "
+            f"it shares with the init model are copied{f', {len(new)} new rows start fresh' if new else ''}; "
+            "all other layers kept")
+
+
+def _fine_tune_charset(labels: Charset, init: Charset, mode: str, say) -> Charset:
+    """The charset of a fine-tune: the init model's plus the labels' new characters (``keep``), or only the
+    labels' (``restrict``); says exactly what was kept, added and dropped."""
+    added = "".join(c for c in labels.chars if c not in init)
+    if mode == "keep":
+        charset = Charset(init.chars + added)
+        dropped = ""
+    else:
+        charset = labels
+        dropped = "".join(c for c in init.chars if c not in labels)
+    kept = len(init) - len(dropped)
+    say(f"fine-tuning charset ({len(charset)} characters): kept {kept} of the init model's {len(init)}"
+        + (f", added {len(added)} from the training labels {added!r}" if added else ", added none")
+        + (f", dropped {len(dropped)} {dropped!r} (data.init_charset=restrict)" if dropped else
+           ", dropped none" + (" (data.init_charset=keep; restrict to read only the labels' characters)"
+                               if mode == "keep" and len(charset) > len(labels) else "")))
+    return charset
+
+
+def _rehearsal(cfg: Config, sources, synth_cfgs, real, charset: Charset, pre: Preprocess, seed: int,
+               say) -> list[SynthDataset]:
+    """Synthetic lines over the whole charset when a fine-tune's labels lack some of its characters.
+
+    Without them the output rows of characters that never occur in the labels are pushed down at every
+    step, and the model stops reading them (see ``data.rehearsal`` for the measurement). Random strings,
+    not words: the point is the glyphs, and a regex needs no word list. Recomputed from the data at every
+    start, so ``--resume`` rebuilds the same stream.
+    """
+    if cfg.data.rehearsal <= 0 or real is None:
+        return []
+    seen = {c for src in sources for r in src.records for c in r.label}
+    seen |= {c for sc in synth_cfgs for c in (sc.charset or "")}
+    absent = "".join(c for c in charset.chars if c not in seen)
+    if not absent.strip():
+        return []
+    from crnn.synth import SynthConfig
+
+    glyphs = "".join(c for c in charset.chars if not c.isspace())
+    cls = "".join("\\" + c if c in "\\]^-[" else c for c in glyphs)
+    scfg = SynthConfig(height=pre.height, channels=pre.channels, text=f"regex:[{cls}]{{1,10}}", charset=glyphs)
+    n = max(1, round(cfg.data.rehearsal * len(real)))
+    say(f"fine-tuning rehearses the init model's characters the training labels lack ({absent!r}): {n} synthetic "
+        f"lines over the whole charset per epoch (data.rehearsal={cfg.data.rehearsal}; 0 turns it off)")
+    return [SynthDataset(scfg, seed + 5000, n, pre, charset)]
 
 
 def _rng_state(aug_gen: torch.Generator) -> dict:
@@ -259,8 +306,13 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
                                 "synth config")
             labels.append(sc.charset)
         charset = Charset.from_labels(labels)
-        say(f"charset built from the training labels: {len(charset)} characters {charset.chars!r}")
+        if init_ckpt is not None:
+            charset = _fine_tune_charset(charset, Charset(init_ckpt["charset"]), cfg.data.init_charset, say)
+        else:
+            say(f"charset built from the training labels: {len(charset)} characters {charset.chars!r}")
     cfg.data.charset = charset.chars
+    if state is None and init_ckpt is None:
+        cfg.data.rehearsal = 0.0  # only a fine-tune has something to keep
     synth_cfgs = [dataclasses.replace(sc, charset=charset.chars) for sc in synth_cfgs]
 
     try:
@@ -292,10 +344,11 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
         n_val = min(cfg.data.max_val, 1000)
         val_ds = synth[0].render_fixed(n_val, seed=seed + 10**6)
         say(f"no --val given: validating on {n_val} synthetic samples from a separate seed")
-    parts = ([real] if real is not None else []) + synth
-    train_ds = parts[0] if len(parts) == 1 else Mixed(parts)
     if synth:
         say(f"synthetic data: {cfg.data.synth_epoch_size} new samples per epoch from each synth source")
+    rehearse = _rehearsal(cfg, sources, synth_cfgs, real, charset, pre, seed, say)
+    parts = ([real] if real is not None else []) + synth + rehearse
+    train_ds = parts[0] if len(parts) == 1 else Mixed(parts)
 
     if init_ckpt is not None:
         note = (f"; its weights do not fit data.height={pre.height}, leave data.height unset to use its "
