@@ -199,6 +199,15 @@ def expand_inputs(items: list[str]) -> list[str]:
     return out
 
 
+def tsv_field(text: str) -> str:
+    r"""A TSV cell that cannot break its row: backslash, TAB, CR and LF written as ``\\``, ``\t``, ``\r``,
+    ``\n`` (the IANA/PostgreSQL convention), other control characters as ``\xNN``."""
+    from crnn.data.sources import display
+
+    text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return display(text)
+
+
 def cmd_predict(args) -> int:
     from crnn.backends import load_backend
 
@@ -207,17 +216,19 @@ def cmd_predict(args) -> int:
     rec = load_backend(args.model, args.backend, args.device)
     preds = rec.predict(paths, batch_size=args.batch_size, beam=args.beam, lexicon=args.lexicon,
                         on_error="report")
+    from crnn.data.sources import display
+
     failed = 0
     if args.format == "json":
         print(json.dumps([p.to_dict() for p in preds], indent=2, ensure_ascii=False))
     for p in preds:
         if p.error:
             failed += 1
-            print(f"error: {p.error}", file=sys.stderr)
+            print(f"error: {display(p.error)}", file=sys.stderr)
         elif args.format == "tsv":
-            print(f"{p.name}\t{p.text}\t{p.confidence:.4f}")
+            print(f"{tsv_field(p.name)}\t{tsv_field(p.text)}\t{p.confidence:.4f}")
         elif args.format == "text":
-            print(f"{p.name}: {p.text}  ({p.confidence:.2f})")
+            print(f"{display(p.name)}: {display(p.text)}  ({p.confidence:.2f})")
     if failed:
         print(f"{failed} of {len(preds)} images could not be read", file=sys.stderr)
         return 1

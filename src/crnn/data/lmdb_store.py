@@ -6,11 +6,18 @@ object (charset, image height, the prepare report) that other tools ignore.
 
 Writing goes to a temporary folder beside the target that is renamed into place
 only when complete, so an interrupted or failed write never leaves a half
-dataset under the requested name, nor destroys one that was there.
+dataset under the requested name, nor destroys one that was there. The writer
+holds an ``flock`` on that folder; one left by a killed ``prepare`` (``.NAME.*.tmp``,
+no lock held) is removed by the next write to the same name.
+
+The map (LMDB's upper bound on the file size, reserved as address space) starts small
+and doubles as the data grows: a fixed 1 TiB map fails with ``lmdb.MemoryError``
+under ``ulimit -v``, and the data decides how much is needed.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -19,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import lmdb
+
+from crnn.fileio import fcntl, remove_if_unlocked
 
 META_KEY = b"crnn-meta"
 
@@ -37,6 +46,12 @@ def _read_env(path: Path) -> lmdb.Environment:
     return env
 
 
+def _lmdb_reason(e: Exception) -> str:
+    """py-lmdb's message without its C-level prefix: ``mdb_env_open: Cannot allocate memory`` -> the reason."""
+    text = str(e).split(": ", 1)[-1] if ": " in str(e) else (str(e) or type(e).__name__)
+    return text.splitlines()[0][:160] if text else type(e).__name__
+
+
 def is_lmdb(path: str | os.PathLike) -> bool:
     """True for a folder holding an LMDB environment (``data.mdb``)."""
     p = Path(path)
@@ -51,21 +66,53 @@ class LmdbWriter:
     ...     w.set_meta({"height": 32})
     """
 
-    def __init__(self, path: str | os.PathLike, overwrite: bool = False, map_size: int = 1 << 40):
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False, map_size: int = 64 << 20):
         self.path = Path(path)
         if self.path.exists() and not overwrite:
             raise FileExistsError(f"{self.path}: already exists (pass --force to replace it)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.removed_stale = [p for p in sorted(self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"))
+                              if p.is_dir() and remove_if_unlocked(p)]
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
-        self._env = lmdb.open(str(self._tmp), map_size=map_size, subdir=True, lock=False)
-        self._txn = self._env.begin(write=True)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o777 & ~umask)  # a dataset folder, not mkdtemp's private 0700
+        self._lock = os.open(self._tmp, os.O_RDONLY)
+        if fcntl is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self._map_size = map_size
+        self._bytes = 0
+        try:
+            self._env = lmdb.open(str(self._tmp), map_size=map_size, subdir=True, lock=False)
+            self._txn = self._env.begin(write=True)
+        except lmdb.Error as e:
+            self._cleanup()
+            raise OSError(f"{self.path}: cannot create the LMDB dataset ({_lmdb_reason(e)})") from None
         self.count = 0
         self._meta: dict[str, Any] = {}
 
+    def _put(self, key: bytes, value: bytes) -> None:
+        # Grow the map before it is full: LMDB needs about 1.1x the data plus its pages of keys.
+        self._bytes += len(key) + len(value) + 64
+        if self._bytes * 1.25 + (8 << 20) > self._map_size:
+            self._txn.commit()
+            while self._bytes * 1.25 + (8 << 20) > self._map_size:
+                self._map_size *= 2
+            try:
+                self._env.set_mapsize(self._map_size)
+            except lmdb.Error as e:
+                raise OSError(f"{self.path}: cannot grow the LMDB dataset to {self._map_size >> 20} MiB "
+                              f"({_lmdb_reason(e)})") from None
+            self._txn = self._env.begin(write=True)
+        try:
+            self._txn.put(key, value)
+        except lmdb.Error as e:
+            raise OSError(f"{self.path}: cannot write the LMDB dataset ({_lmdb_reason(e)})") from None
+
     def add(self, image_bytes: bytes, label: str) -> None:
         self.count += 1
-        self._txn.put(b"image-%09d" % self.count, image_bytes)
-        self._txn.put(b"label-%09d" % self.count, label.encode("utf-8"))
+        self._put(b"image-%09d" % self.count, image_bytes)
+        self._put(b"label-%09d" % self.count, label.encode("utf-8"))
         if self.count % 1000 == 0:  # keep transactions bounded
             self._txn.commit()
             self._txn = self._env.begin(write=True)
@@ -74,11 +121,12 @@ class LmdbWriter:
         self._meta = dict(meta)
 
     def commit(self) -> Path:
-        self._txn.put(b"num-samples", str(self.count).encode())
-        self._txn.put(META_KEY, json.dumps(self._meta, ensure_ascii=False).encode("utf-8"))
+        self._put(b"num-samples", str(self.count).encode())
+        self._put(META_KEY, json.dumps(self._meta, ensure_ascii=False).encode("utf-8"))
         self._txn.commit()
         self._env.sync(True)
         self._env.close()
+        os.close(self._lock)
         if self.path.exists():
             old = self.path.with_name(self.path.name + ".old")
             shutil.rmtree(old, ignore_errors=True)
@@ -94,7 +142,11 @@ class LmdbWriter:
             self._txn.abort()
             self._env.close()
         finally:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        os.close(self._lock)
 
     def __enter__(self) -> LmdbWriter:
         return self
@@ -104,6 +156,25 @@ class LmdbWriter:
             self.commit()
         else:
             self.abort()
+
+
+def _last_index(txn, prefix: bytes) -> int:
+    """The highest ``N`` of the keys ``prefix + %09d`` (0 if none): keys are sorted, so one cursor step."""
+    cur = txn.cursor()
+    if not cur.set_range(prefix + b"\xff"):
+        if not cur.last():
+            return 0
+    elif not cur.prev():
+        return 0
+    key = bytes(cur.key())
+    while key.startswith(prefix):
+        tail = key[len(prefix):]
+        if len(tail) == 9 and tail.isdigit():
+            return int(tail)
+        if not cur.prev():
+            break
+        key = bytes(cur.key())
+    return 0
 
 
 class LmdbReader:
@@ -126,6 +197,11 @@ class LmdbReader:
             if self.num_samples > entries:
                 raise ValueError(f"{self.path}: LMDB 'num-samples' says {self.num_samples} but the database holds "
                                  f"only {entries} entries; it is damaged")
+            last = max(_last_index(txn, b"image-"), _last_index(txn, b"label-"))
+            if last < self.num_samples:
+                raise ValueError(f"{self.path}: LMDB 'num-samples' says {self.num_samples} but the last sample "
+                                 f"present is #{last}, so {self.num_samples - last} are missing; it was cut short "
+                                 "or its 'num-samples' is wrong")
             meta = txn.get(META_KEY)
         try:
             self.meta: dict[str, Any] = json.loads(meta) if meta else {}

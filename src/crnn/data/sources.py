@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -129,11 +130,75 @@ def _compile(label_pattern: str | None) -> re.Pattern[str] | None:
     return rx
 
 
+def _kind_of_special(path: Path) -> str:
+    mode = path.lstat().st_mode
+    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "not a file or folder"
+
+
+def link_escapes(path: Path, base: Path) -> str | None:
+    """Why the symlink ``path`` may not be read: its target is outside ``base`` (and beside it); else None.
+
+    A link to a sibling in its own folder is fine; a link to ``/etc/passwd`` would read a file the
+    dataset's folder does not hold, and ``prepare`` would copy its bytes into the LMDB.
+    """
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    if target.is_relative_to(base.resolve()) or target.is_relative_to(path.parent.resolve()):
+        return None
+    return f"symlink points outside the folder (to {display(str(target))})"
+
+
+def _unreadable_entry(path: Path, base: Path) -> str | None:
+    """Why a listed file is not read: a link out of the folder, a broken link, a FIFO/socket/device."""
+    why = link_escapes(path, base)
+    if why:
+        return why
+    if path.is_symlink() and not path.exists():
+        return "broken symlink"
+    if not path.is_file():
+        return f"not a regular file ({_kind_of_special(path)})"
+    return None
+
+
+def _list_folder(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Every regular file below ``root``, and every entry that is not read, with the reason.
+
+    Hidden entries (``.x.png``, ``.git/``) and special files are skipped and counted, not passed
+    over in silence; symlinked folders are not followed (a loop would never end).
+    """
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        keep = []
+        for name in sorted(dirnames):
+            d = here / name
+            if name.startswith("."):
+                skipped.append((display(str(d)), "hidden folder (its name starts with '.'), not read"))
+            elif d.is_symlink():
+                skipped.append((display(str(d)), "symlinked folder, not followed (list its images in a labels.tsv)"))
+            else:
+                keep.append(name)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            f = here / name
+            why = "hidden file (its name starts with '.')" if name.startswith(".") else _unreadable_entry(f, root)
+            if why:
+                skipped.append((display(str(f)), why))
+            else:
+                files.append(f)
+    return sorted(files), sorted(skipped)
+
+
 def _folder(root: Path, label_pattern: str | None) -> Source:
     rx = _compile(label_pattern)
-    records, skipped = [], []
-    files = sorted(f for f in root.rglob("*") if f.is_file() and not any(part.startswith(".") for part in
-                                                                         f.relative_to(root).parts))
+    records: list[Record] = []
+    files, skipped = _list_folder(root)
     for f in files:
         name = display(str(f))
         if not is_image_path(f):
@@ -177,6 +242,7 @@ def _labels_file(file: Path) -> Source:
         line = raw[: e.start].count(b"\n") + 1
         raise DataError(f"{file}: line {line} is not valid UTF-8 (labels files must be UTF-8)") from None
     records, skipped = [], []
+    first: dict[Path, tuple[int, str]] = {}  # each image once: a second line for it is skipped, and says so
     for lineno, line in enumerate(_LINE_BREAK.split(text), 1):
         if not line.strip():
             continue
@@ -196,20 +262,31 @@ def _labels_file(file: Path) -> Source:
         if why:
             skipped.append((where, why))
             continue
-        # Lexical check, so a symlinked image folder inside the data folder still works.
+        # Lexical check, so a symlinked image folder inside the data folder still works; a symlinked
+        # *file* that leads out of the folder is refused below (_unreadable_entry).
         norm = os.path.normpath(rel)
         if os.path.isabs(rel) or norm == ".." or norm.startswith(".." + os.sep):
             skipped.append((where, f"path outside the data folder: {display(rel)}"))
             continue
         target = base / norm
         try:
-            found = target.is_file()
+            found = target.exists() or target.is_symlink()
+            why = _unreadable_entry(target, base) if found else None
         except OSError as e:  # a name too long for the file system, say
             skipped.append((where, f"cannot access the file: {display(rel)} ({e.strerror or e})"))
             continue
         if not found:
             skipped.append((where, f"file not found: {display(rel)}"))
             continue
+        if why:
+            skipped.append((where, f"{why}: {display(rel)}"))
+            continue
+        if target in first:
+            line0, label0 = first[target]
+            again = "the same label" if label0 == label else f"label {label0!r} there, {label!r} here"
+            skipped.append((where, f"image named twice (line {line0} is used; {again}): {display(rel)}"))
+            continue
+        first[target] = (lineno, label)
         records.append(Record(display(str(target)), label, path=target))
     if not records and not skipped:
         raise DataError(f"{file}: labels file is empty")

@@ -48,7 +48,7 @@ from crnn.training import distributed as dist_utils
 from crnn.training.checkpoint import load_checkpoint, save_checkpoint
 from crnn.training.data_setup import load_dataset, split_validation
 from crnn.training.ema import EMA
-from crnn.training.runfolder import RunFolder, check_resume, describe_source, fingerprint
+from crnn.training.runfolder import RESUME_MAY_CHANGE, RunFolder, check_resume, describe_source, fingerprint
 from crnn.training.runlog import RunLog
 from crnn.training.schedule import learning_rate
 
@@ -251,6 +251,9 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
             raise CrnnError(f"{last_path}: has no training state to resume from")
         cfg = Config.from_dict({**state["config"], "train": {**state["config"]["train"],
                                                              **_changed_budget(cfg, state)}})
+        for key in sorted((explicit & RESUME_MAY_CHANGE) - {"train.epochs", "train.time_budget"}):
+            section, name = key.split(".")  # bookkeeping given anew (checkpoint_every, device ...) applies
+            setattr(getattr(cfg, section), name, asked[section][name])
 
     is_main = ctx.rank == 0
     say = log if is_main else (lambda *_: None)

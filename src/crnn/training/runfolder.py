@@ -9,9 +9,10 @@ Three rules, each of which a user lost work to before (issue 13):
   or ``metrics.csv`` is only written into with ``--resume``, or with ``--force``, which first moves every
   old file into ``RUN/old-YYYYmmdd-HHMMSS/`` (kept, never deleted).
 - **Resume continues the same run.** A :func:`fingerprint` of the data (locations, sample counts, bytes)
-  and the settings is stored in every checkpoint; ``--resume`` on other data, or with a setting other
-  than ``train.epochs`` / ``train.time_budget`` changed, is refused with one line that names the
-  difference, because the validation split and ``best.pt`` would otherwise silently change meaning.
+  is stored in every checkpoint; ``--resume`` on other data, or with a setting changed other than the
+  budget (``train.epochs``, ``train.time_budget``) and bookkeeping (:data:`RESUME_MAY_CHANGE`), is
+  refused with one line that names the difference, because the validation split and ``best.pt`` would
+  otherwise silently change meaning.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ except ImportError:  # pragma: no cover - not POSIX: no lock, the other rules st
 LOCK_NAME = ".lock"
 RUN_RECORDS = ("best.pt", "last.pt", "train.log", "metrics.csv")
 """What makes a folder a run: a model, or the records of one."""
-RESUME_MAY_CHANGE = frozenset({"train.epochs", "train.time_budget"})
+RESUME_MAY_CHANGE = frozenset({"train.epochs", "train.time_budget", "train.checkpoint_every", "train.log_every",
+                               "train.tensorboard", "train.device", "data.workers"})
+"""What a resumed run may set anew: its budget, and bookkeeping that does not change what is learned."""
 
 
 class RunFolder:
@@ -183,7 +186,8 @@ def check_resume(saved: dict[str, Any] | None, now: dict[str, Any], saved_config
         old, new = saved_config.get(sec, {}).get(name), asked.get(sec, {}).get(name)
         if new != old:
             raise ConfigError(f"--resume: {key}={new!r} differs from the run's {old!r} ({where / 'config.toml'}); "
-                              "a resumed run keeps its settings except train.epochs and train.time_budget")
+                              "a resumed run keeps its settings, but for its budget (train.epochs, train.time_budget) "
+                              "and bookkeeping")
     if not saved:
         return  # a checkpoint from before fingerprints: nothing to compare
     if len(saved["train"]) != len(now["train"]):
