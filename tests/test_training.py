@@ -245,3 +245,39 @@ def test_too_long_labels_are_skipped_not_nan(tmp_path):
         bad.mkdir()
         img.crop((0, 0, 16, 32)).save(bad / "ABABABAB.png")
         train(toy_config(1), bad, tmp_path / "r2", progress=False, log=lambda *a: None)
+
+
+def test_a_dataset_keeps_what_it_was_prepared_with(trained, tmp_path, capsys):
+    """prepare's --height and --label-pattern travel with the LMDB: train uses them (and eval the pattern),
+    a contradicting setting is refused in one line, and --arch with --init is an error like model.arch."""
+    from crnn.cli import main
+
+    folder = tmp_path / "named"
+    folder.mkdir()
+    for i, text in enumerate(["AB", "BA", "7x", "A-B", "xx", "B7"] * 4):
+        render_text(text).save(folder / f"{text}_{i}.png")
+    lmdb = tmp_path / "named.lmdb"
+    assert main(["prepare", str(folder), str(lmdb), "--height", "40", "--label-pattern", r"(.+)_\d+"]) == 0
+    common = ["train", "--train", str(lmdb), "--epochs", "1", "--no-progress", "--set", "train.batch_size=8",
+              "--set", "model.rnn_hidden=32"]
+    capsys.readouterr()
+    assert main(common + ["--out", str(tmp_path / "run")]) == 0
+    assert "using data.height=40, as it was prepared" in capsys.readouterr().out
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert ckpt["preprocess"]["height"] == 40 and ckpt["config"]["data"]["label_pattern"] == r"(.+)_\d+"
+    metrics, report, _ = Recognizer.load(tmp_path / "run" / "best.pt").evaluate(folder)
+    assert metrics.n == 24 and not report.skipped
+    assert {e.truth for e in metrics.errors} <= {"AB", "BA", "7x", "A-B", "xx", "B7"}  # the stems' labels
+    whole, _, _ = Recognizer.load(tmp_path / "run" / "best.pt").evaluate(folder, label_pattern="(.*)")
+    assert len(whole.errors) == 24 and all("_" in e.truth for e in whole.errors)  # what eval read before
+
+    assert main(common + ["--out", str(tmp_path / "tall"), "--set", "data.height=48"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: data.height=48 differs from the 40 that {lmdb} was prepared with (crnn prepare "
+                   "--height); drop the setting or prepare the data again")
+    assert not (tmp_path / "tall").exists()
+
+    assert main(["train", "--train", str(folder), "--init", str(trained.best_path), "--arch", "paper",
+                 "--out", str(tmp_path / "paper"), "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model.arch='paper' differs from the --init model's 'small'" in err and len(err.splitlines()) == 1

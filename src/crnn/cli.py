@@ -19,6 +19,7 @@ from crnn import __version__
 from crnn.errors import CrnnError
 from crnn.export.cli import register as register_export
 from crnn.insight.cli import register as register_visualize
+from crnn.insight.cli import register_audit
 from crnn.serve.cli import register as register_serve
 
 
@@ -72,9 +73,10 @@ def cmd_prepare(args) -> int:
     from crnn.data.images import Preprocess
     from crnn.data.prepare import prepare
 
-    pre = Preprocess(height=args.height, channels=args.channels)
+    chosen = {k: v for k, v in (("height", args.height), ("channels", args.channels)) if v is not None}
+    pre = Preprocess(**{"height": 48, "channels": 1, **chosen})
     report = prepare(args.data, args.out, pre, charset=args.charset, label_pattern=args.label_pattern,
-                     force=args.force)
+                     force=args.force, chosen=chosen)
     print(report.format())
     print(f"wrote {report.kept} samples to {args.out} (report: {Path(args.out) / 'report.json'})")
     return 0
@@ -272,8 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="validate a dataset and write it as LMDB, with a report")
     p.add_argument("data", help="folder of LABEL.png images, a labels.tsv, or an LMDB")
     p.add_argument("out", help="LMDB folder to create")
-    p.add_argument("--height", type=int, default=48, help="model input height recorded in the dataset's metadata")
-    p.add_argument("--channels", type=int, choices=(1, 3), default=1)
+    p.add_argument("--height", type=int,
+                   help="model input height: recorded in the dataset, and train then uses it "
+                        "(default 48, not recorded)")
+    p.add_argument("--channels", type=int, choices=(1, 3),
+                   help="1 grayscale, 3 RGB: recorded in the dataset, and train then uses it "
+                        "(default 1, not recorded)")
     p.add_argument("--charset", help="allowed characters; labels with others are skipped and counted "
                    "(write --charset=-AB if it starts with '-')")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists (only once the new one is done)")
@@ -334,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_export(sub)
     register_serve(sub)
     register_visualize(sub)
+    register_audit(sub)
 
     p = sub.add_parser("synth", help="render synthetic text-line images with ground truth")
     p.add_argument("out", help="output folder (images + labels.tsv) or LMDB folder (--format lmdb)")

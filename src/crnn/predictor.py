@@ -94,6 +94,14 @@ class BasePredictor:
     def _forward(self, batch: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    @property
+    def trained_label_pattern(self) -> str | None:
+        """The ``data.label_pattern`` the model was trained with: :meth:`evaluate` reads folders with it
+        unless told otherwise, so a model trained on ``HELLO_3.png``-style names scores such a folder right."""
+        cfg = getattr(self, "config", None)
+        data = cfg.get("data", {}) if isinstance(cfg, dict) else vars(getattr(cfg, "data", None) or {})
+        return data.get("label_pattern") if isinstance(data, dict) else None
+
     def prepare(self, images: Sequence[ImageLike], names: Sequence[str] | None = None,
                 on_error: str = "raise") -> tuple[list[np.ndarray | None], list[str | None]]:
         """Preprocess images exactly as in training; returns arrays and, per image, an error or None."""
@@ -142,12 +150,14 @@ class BasePredictor:
                  beam: int = 0, lexicon=None) -> tuple[TextMetrics, Report, list[Prediction]]:
         """Score the model on a folder, labels file or LMDB; unreadable samples are skipped and reported.
 
+        ``label_pattern`` defaults to the one the model was trained with (:attr:`trained_label_pattern`).
+
         Here, not on the PyTorch recognizer, so ``crnn eval`` scores an exported ``.onnx`` file exactly as
         it will be served. Labels with characters the model cannot output are kept (they count as
         errors, as they would in use) and listed in ``report.unknown_chars``.
         """
         decoder = make_decoder(self.charset, beam, lexicon)  # a bad lexicon fails before the data is read
-        source = open_source(data, label_pattern)
+        source = open_source(data, label_pattern if label_pattern is not None else self.trained_label_pattern)
         report = Report(str(source.location))
         checked = list(check_samples(source, self.preprocess, None, report))
         if not checked:

@@ -16,7 +16,8 @@ from crnn.fileio import check_output_parent
 
 
 def prepare(src: str | os.PathLike, out: str | os.PathLike, pre: Preprocess | None = None,
-            charset: str | None = None, label_pattern: str | None = None, force: bool = False) -> Report:
+            charset: str | None = None, label_pattern: str | None = None, force: bool = False,
+            chosen: dict | None = None) -> Report:
     """Check every sample of ``src`` and write the usable ones to the LMDB folder ``out``.
 
     The original encoded image bytes are stored (as crnn.pytorch and
@@ -24,6 +25,9 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, pre: Preprocess | No
     Exact duplicates (same bytes, same label) are skipped. Nothing is written
     under ``out`` unless at least one sample is usable, and an existing dataset
     there is replaced only with ``force`` and only once the new one is complete.
+
+    ``chosen`` (e.g. ``{"height": 32}``) and ``label_pattern`` are recorded under ``prepared_with`` in the
+    metadata; ``train`` then uses them, or refuses a setting that contradicts them.
     """
     pre = pre or Preprocess()
     out = Path(out)
@@ -46,6 +50,8 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, pre: Preprocess | No
                             f"{summarize(report.skipped)}); nothing written")
         used = cs or Charset.from_labels(labels)
         writer.set_meta({"charset": used.chars, "height": pre.height, "channels": pre.channels,
+                         "prepared_with": {**(chosen or {}),
+                                           **({"label_pattern": label_pattern} if label_pattern else {})},
                          "source": str(source.location), "report": report.to_dict()})
     except BaseException:
         writer.abort()

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from crnn.charset import Charset
+from crnn.config import Config
 from crnn.data.dataset import TextLineDataset
 from crnn.data.images import Preprocess
 from crnn.data.sources import Source, summarize
 from crnn.data.validate import Report, check_samples
-from crnn.errors import DataError
+from crnn.errors import ConfigError, DataError
 
 
 def ctc_frames_needed(label: str) -> int:
@@ -37,6 +38,46 @@ def length_check(output_length: Callable[[int], int]) -> Callable[[str, int], st
         return None
 
     return check
+
+
+def apply_dataset_settings(cfg: Config, sources: list[Source], explicit: set[str] | frozenset[str],
+                           fine_tuning: bool, say: Callable[[str], None]) -> None:
+    """Take the height, channels and label pattern a dataset was prepared with (``crnn prepare`` records the
+    ones it was given under ``prepared_with`` in the LMDB's ``crnn-meta``), or refuse a setting that
+    contradicts them, in one line.
+
+    Without this, ``prepare --height 32`` was ignored by ``train`` without a word, and a model trained on a
+    dataset prepared with ``--label-pattern`` forgot the pattern, so ``eval`` on the original folder scored 0 %.
+    A fine-tune keeps the init model's height and channels (its weights need them); the stored images are
+    original bytes, readable at any height, so a dataset prepared for another height is said, not refused.
+    """
+    for key in ("height", "channels", "label_pattern"):
+        found = {(src.location, src.meta["prepared_with"][key]) for src in sources
+                 if isinstance(src.meta.get("prepared_with"), dict) and src.meta["prepared_with"].get(key) is not None}
+        values = {v for _, v in found}
+        if not values:
+            continue
+        if len(values) > 1:
+            where = ", ".join(f"{loc} ({v})" for loc, v in sorted(found, key=str))
+            raise ConfigError(f"data.{key}: the training datasets were prepared with different values: {where}")
+        value = values.pop()
+        mine = getattr(cfg.data, key)
+        where = ", ".join(sorted(str(loc) for loc, _ in found))
+        if key == "label_pattern":
+            if mine is None:
+                cfg.data.label_pattern = value  # recorded in the checkpoint, so eval reads folders the same way
+            continue
+        if mine == value:
+            continue
+        if fine_tuning:
+            say(f"{where}: prepared for data.{key}={value}; fine-tuning uses the init model's {mine} "
+                "(the stored images are read at any size)")
+        elif f"data.{key}" in explicit:
+            raise ConfigError(f"data.{key}={mine} differs from the {value} that {where} was prepared with "
+                              f"(crnn prepare --{key}); drop the setting or prepare the data again")
+        else:
+            say(f"{where}: using data.{key}={value}, as it was prepared (crnn prepare --{key})")
+            setattr(cfg.data, key, value)
 
 
 @dataclass

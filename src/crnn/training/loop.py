@@ -46,7 +46,7 @@ from crnn.metrics import TextMetrics
 from crnn.models import PRESETS, build_model, count_parameters
 from crnn.training import distributed as dist_utils
 from crnn.training.checkpoint import load_checkpoint, save_checkpoint
-from crnn.training.data_setup import load_dataset, split_validation
+from crnn.training.data_setup import apply_dataset_settings, load_dataset, split_validation
 from crnn.training.ema import EMA
 from crnn.training.runfolder import RESUME_MAY_CHANGE, RunFolder, check_resume, describe_source, fingerprint
 from crnn.training.runlog import RunLog
@@ -287,9 +287,11 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
         cfg.data.channels = pre_i.channels
         cfg.data.min_width = pre_i.min_width
 
-    pre = Preprocess(cfg.data.height, cfg.data.channels, cfg.data.min_width, cfg.data.max_pixels)
     locations = [train_path] if isinstance(train_path, (str, os.PathLike)) else list(train_path)
     sources = [open_source(loc, cfg.data.label_pattern) for loc in locations if not is_synth(loc)]
+    if state is None:
+        apply_dataset_settings(cfg, sources, explicit, fine_tuning=init_ckpt is not None, say=say)
+    pre = Preprocess(cfg.data.height, cfg.data.channels, cfg.data.min_width, cfg.data.max_pixels)
     synth_cfgs = [load_synth(loc, pre, cfg.data.charset) for loc in locations if is_synth(loc)]
     vsrc = open_source(val_path, cfg.data.label_pattern) if val_path is not None else None
     listed = iter(sources)
