@@ -1,6 +1,7 @@
-"""``crnn visualize``: argument parsing only; the work is :mod:`crnn.insight.visualize`.
+"""``crnn visualize`` and ``crnn audit``: argument parsing only; the work is :mod:`crnn.insight.visualize`
+and :mod:`crnn.insight.audit`.
 
-Wired into the main parser with ``register(sub)``. Importing this module is cheap
+Wired into the main parser with ``register(sub)`` and ``register_audit(sub)``. Importing this module is cheap
 (no torch, no matplotlib), so the ``crnn`` command still starts fast.
 """
 
@@ -94,4 +95,49 @@ def cmd_visualize(args) -> int:
     return 0
 
 
-__all__ = ["register", "cmd_visualize"]
+def register_audit(subparsers) -> argparse.ArgumentParser:
+    """Add the ``audit`` subcommand to ``subparsers``."""
+    p = subparsers.add_parser(
+        "audit", help="rank samples whose labels are most likely wrong (the model strongly reads something else)",
+        description="Score each sample's label and the model's own (greedy) reading with the CTC likelihood, "
+                    "and list the samples where the model prefers its reading most strongly: margin = "
+                    "NLL(label) - NLL(reading), in nats. Correct them with: crnn label --review AUDIT.json")
+    p.add_argument("model", help="checkpoint file, builtin:NAME, or an exported .onnx / .torchscript.pt file")
+    p.add_argument("data", help="labelled data: folder, labels file or LMDB")
+    p.add_argument("--top", type=int, default=50, help="how many suspects to list (0 = every sample)")
+    p.add_argument("--json", action="store_true", help="print JSON (save it for crnn label --review)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--label-pattern", metavar="REGEX",
+                   help="regex with one group that extracts the label from a file stem, e.g. '(.+)_\\d+'")
+    p.set_defaults(func=cmd_audit)
+    return p
+
+
+def cmd_audit(args) -> int:
+    from crnn.backends import load_backend
+    from crnn.data.sources import display
+    from crnn.insight.audit import audit
+
+    if args.top < 0:
+        raise CrnnError(f"--top must be 0 or more, got {args.top}")
+    if args.batch_size < 1:
+        raise CrnnError(f"--batch-size must be at least 1, got {args.batch_size}")
+    rec = load_backend(args.model, "auto", args.device)
+    result = audit(rec, args.data, args.label_pattern, args.batch_size)
+    if args.json:
+        print(json.dumps(result.to_dict(args.top), indent=1, ensure_ascii=False))
+        return 0
+    if result.report.skipped:
+        print(result.report.format(max_lines=10), file=sys.stderr)
+    print(f"{result.data}: {len(result.suspects)} samples, the model reads {result.disagreements} differently "
+          f"from their label; most suspect first (margin = NLL(label) - NLL(reading), nats)")
+    print(f"{'rank':>4}  {'margin':>8}  {'label':<16} {'reading':<16} {'conf':>5}  file")
+    for i, s in enumerate(result.top(args.top), 1):
+        margin = "   cannot" if s.reason else f"{s.margin:8.2f}"
+        print(f"{i:4d}  {margin:>8}  {display(s.label):<16} {display(s.reading):<16} {s.confidence:5.2f}  "
+              f"{display(s.name)}" + (f"  ({s.reason})" if s.reason else ""))
+    return 0
+
+
+__all__ = ["register", "register_audit", "cmd_visualize", "cmd_audit"]
