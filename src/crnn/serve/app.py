@@ -67,6 +67,12 @@ class ServeSettings:
     """Most images the micro-batcher puts in one model call."""
     body_timeout_s: float = 30.0
     """A client that stops sending its body for this long gets 408 (slow clients cannot hold the server)."""
+    request_timeout_s: float = 60.0
+    """The whole body must arrive within this many seconds, however steadily it trickles (408 beyond):
+    ``body_timeout_s`` alone is reset by every byte, so a body dripped at 1 byte/s was never cut off."""
+    max_connections: int = 64
+    """Open connections (and requests in flight) the server takes before answering 503: each client that
+    dawdles holds one, so this bounds what slow clients can tie up. Passed to uvicorn's limit_concurrency."""
     max_wait_ms: float = 5.0
     """How long the micro-batcher waits for more requests after the first one."""
     beam: int = 0
@@ -238,10 +244,10 @@ def check_and_prepare(blobs: Sequence[tuple[str, bytes]], pre, s: ServeSettings)
 # -- the request size limit -----------------------------------------------------------------------------------------
 class BodyLimitMiddleware:
     """Refuse request bodies over ``max_bytes`` with 413, before any parsing (Content-Length or counted),
-    and bodies that stall for ``timeout_s`` with 408."""
+    and with 408 bodies that stall for ``timeout_s`` or are not complete ``deadline_s`` after they began."""
 
-    def __init__(self, app, max_bytes: int, timeout_s: float = 30.0):
-        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+    def __init__(self, app, max_bytes: int, timeout_s: float = 30.0, deadline_s: float = 60.0):
+        self.app, self.max_bytes, self.timeout_s, self.deadline_s = app, max_bytes, timeout_s, deadline_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -255,12 +261,17 @@ class BodyLimitMiddleware:
             await self._drain(receive, int(declared))
             return await self._refuse(scope, receive, send, int(declared))
         chunks, size, more = [], 0, True
+        deadline = time.monotonic() + self.deadline_s
         while more:  # bodies within the limit are buffered, so chunked uploads are counted too
+            left = deadline - time.monotonic()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                message = await asyncio.wait_for(receive(), min(self.timeout_s, left))
             except asyncio.TimeoutError:
-                err = ApiError(408, "request_timeout", f"the request body stalled for {self.timeout_s:g} s")
-                return await err.response()(scope, receive, send)
+                detail = (f"the request body stalled for {self.timeout_s:g} s" if left > self.timeout_s else
+                          f"the request body did not arrive within {self.deadline_s:g} s")
+                return await ApiError(408, "request_timeout", detail).response()(scope, receive, send)
             if message["type"] == "http.disconnect":
                 return
             chunks.append(message.get("body", b""))
@@ -343,7 +354,8 @@ def create_app(recognizer, settings: ServeSettings | None = None) -> FastAPI:
     app = FastAPI(title="crnn-ocr", version=__version__, lifespan=lifespan,
                   description="Read the text of text-line images with a CRNN model.")
     app.state.recognizer, app.state.settings, app.state.batcher = recognizer, s, batcher
-    app.add_middleware(BodyLimitMiddleware, max_bytes=s.max_request_bytes, timeout_s=s.body_timeout_s)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=s.max_request_bytes, timeout_s=s.body_timeout_s,
+                       deadline_s=s.request_timeout_s)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
