@@ -21,7 +21,7 @@ from crnn.charset import Charset
 from crnn.config import Config
 from crnn.data.images import Preprocess
 from crnn.inference import resolve_device, torch_forward
-from crnn.predictor import BasePredictor
+from crnn.predictor import BasePredictor, Prediction
 from crnn.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 
@@ -45,3 +45,6 @@ class Recognizer(BasePredictor):
 
     def _forward(self, batch: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return torch_forward(self.model, self.device)(batch, widths)
+
+
+__all__ = ["Recognizer", "Prediction"]
