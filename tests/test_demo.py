@@ -40,8 +40,18 @@ def test_demo_runs_end_to_end(tmp_path, capsys, scratch):
     assert Image.open(figure).width > 200
 
 
+def test_demo_counts_its_training_in_epochs_not_seconds(tmp_path, capsys):
+    """By default the demo does a fixed amount of work, so a slow machine gets the same model, later."""
+    assert run_demo(tmp_path, count=40, test_count=10, epochs=2) == 0
+    assert "fine-tuning builtin:en for 2 epochs" in capsys.readouterr().out
+    (run,) = tmp_path.glob("run-*")
+    rows = (run / "metrics.csv").read_text().strip().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["1", "2"]
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"time_budget": "soon"}, "bad duration"),
+    ({"epochs": 0}, "at least one epoch"),
     ({"count": 0}, "at least one training"),
     ({"root": "file"}, "is a file, but the demo needs a folder there"),
     ({"root": "file/below"}, "is a file, but the demo needs a folder there"),

@@ -127,7 +127,9 @@ class TrainConfig:
     """``onecycle`` (warm-up then cosine), ``cosine``, ``constant``, or ``step``
     (the original project's: times ``gamma`` every ``step_epochs``)."""
     warmup: float = 0.1
-    """Share of the run spent warming up (onecycle)."""
+    """Share of the run spent warming up (onecycle). After it the LR stays at its peak until the model reads
+    something (batch CER <= 0.7: off CTC's blank plateau); only then does the annealing start, over what is
+    left of the run (``crnn.training.progress``)."""
     step_epochs: int = 20
     gamma: float = 0.8
     grad_clip: float = 5.0
@@ -137,6 +139,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1`` ..."""
+    threads: int = 0
+    """CPU threads for torch. 0 = measure: time a training step with torch's current thread count and with
+    one, and keep the faster (on a busy machine one thread can beat two several times over)."""
     amp: bool = False
     """Mixed precision: bf16 on CPU, fp16/bf16 on CUDA."""
     log_every: int = 25
@@ -264,6 +269,7 @@ def validate(cfg: Config) -> Config:
         ("train.ema", t.ema, 0 <= t.ema < 1, "in [0, 1) (0 = off)"),
         ("train.seed", t.seed, 0 <= t.seed <= L["train.seed"], f"in [0, {L['train.seed']}]"),
         ("train.log_every", t.log_every, t.log_every >= 1, "at least 1"),
+        ("train.threads", t.threads, 0 <= t.threads <= 256, "0 (measure) or a thread count up to 256"),
         ("train.max_bad_steps", t.max_bad_steps, t.max_bad_steps >= 1, "at least 1"),
         ("train.checkpoint_every", t.checkpoint_every, t.checkpoint_every >= 0,
          "0 (at epoch ends only) or more seconds"),

@@ -48,6 +48,7 @@ from crnn.training import distributed as dist_utils
 from crnn.training.checkpoint import load_checkpoint, save_checkpoint
 from crnn.training.data_setup import apply_dataset_settings, load_dataset, split_validation
 from crnn.training.ema import EMA
+from crnn.training.progress import STARTED_CER, batch_cer, fastest_threads, schedule_progress
 from crnn.training.runfolder import RESUME_MAY_CHANGE, RunFolder, check_resume, describe_source, fingerprint
 from crnn.training.runlog import RunLog
 from crnn.training.schedule import learning_rate
@@ -73,6 +74,27 @@ class TrainResult:
     images_per_s: float
     interrupted: bool = False
     history: list[dict] = field(default_factory=list)
+    learned_step: int | None = None
+    """The step at which the model left CTC's blank plateau (``crnn.training.progress``); None: it never did."""
+
+    @property
+    def plateau_note(self) -> str | None:
+        """One line for a run that ended on, or barely off, the blank plateau; None when it learned."""
+        hint = ("train longer (--time-budget), start from the shipped model (--init builtin:en), or try a "
+                "smaller preset (--arch mobile)")
+        if self.learned_step is None:
+            return (f"the run ended on CTC's blank plateau after {self.steps} steps: its training batches never "
+                    f"got below CER 0.7 (validation word accuracy {max(self.best_accuracy, 0):.1%}, CER "
+                    f"{self.best_cer:.2f}); {hint}")
+        if self.best_accuracy <= 0:
+            return (f"the model left CTC's blank plateau at step {self.learned_step} of {self.steps} but reads "
+                    f"no whole word yet (validation CER {self.best_cer:.2f}); {hint}")
+        return None
+
+    @property
+    def learned_nothing(self) -> bool:
+        """Never off the plateau: ``crnn train`` then exits with status 3 (the files are still written)."""
+        return self.learned_step is None
 
 
 class _StopFlag:
@@ -171,6 +193,39 @@ def _rehearsal(cfg: Config, sources, synth_cfgs, real, charset: Charset, pre: Pr
     say(f"fine-tuning rehearses the init model's characters the training labels lack ({absent!r}): {n} synthetic "
         f"lines over the whole charset per epoch (data.rehearsal={cfg.data.rehearsal}; 0 turns it off)")
     return [SynthDataset(scfg, seed + 5000, n, pre, charset)]
+
+
+def _choose_threads(cfg: Config, model: torch.nn.Module, train_ds, sampler, pre: Preprocess,
+                    device: torch.device, ctx, say) -> None:
+    """Set torch's CPU threads: ``train.threads``, or the faster of the current count and one, measured on a
+    real batch (forward and backward in eval mode, gradients dropped: the run's state is untouched)."""
+    if device.type != "cpu":
+        return
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+        say(f"torch threads: {cfg.train.threads} (train.threads)")
+        return
+    now = torch.get_num_threads()
+    if now <= 1 or ctx.distributed:
+        say(f"torch threads: {now}")
+        return
+    batch = collate([train_ds[i] for i in sampler.batches()[0]], pre.channels)
+
+    def step() -> None:
+        lp = model(batch.images)
+        lens = model.output_lengths(batch.widths).clamp(max=lp.shape[1])
+        F.ctc_loss(lp.float().transpose(0, 1), batch.targets, lens, batch.target_lengths, blank=0,
+                   reduction="mean", zero_infinity=True).backward()
+
+    was_training = model.training
+    model.eval()
+    try:
+        best, timings = fastest_threads(step, [now, 1])
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    said = ", ".join(f"{timings[n]:.3f} s with {n}" for n in sorted(timings))
+    say(f"torch threads: {best} (a training step took {said} on this machine as it is now; train.threads sets it)")
 
 
 def _rng_state(aug_gen: torch.Generator) -> dict:
@@ -387,9 +442,11 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
     total_steps = max(1, steps_per_epoch * cfg.train.epochs)
 
     ts = {"epoch": 0, "step": 0, "batch_in_epoch": 0, "elapsed": 0.0, "best_acc": -1.0, "best_cer": math.inf,
-          "images": 0, "bad_total": 0}
+          "images": 0, "bad_total": 0, "learned_step": None, "learned_elapsed": None}
     if state is not None:
         t_state = state["train_state"]
+        t_state.setdefault("learned_step", 0)  # runs from before the plateau clock: annealing as they were
+        t_state.setdefault("learned_elapsed", 0.0)
         model.load_state_dict(t_state["raw_model"])
         optimizer.load_state_dict(t_state["optimizer"])
         if ema is not None and t_state.get("ema") is not None:
@@ -450,8 +507,8 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
 
     def progress_frac() -> float:
         if budget:
-            return ts["elapsed"] / budget
-        return ts["step"] / total_steps
+            return schedule_progress(ts["elapsed"], budget, cfg.train.warmup, ts["learned_elapsed"])
+        return schedule_progress(ts["step"], total_steps, cfg.train.warmup, ts["learned_step"])
 
     def out_of_time() -> bool:
         done = bool(budget) and ts["elapsed"] >= budget
@@ -461,6 +518,7 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
                else "it", dynamic_ncols=True, leave=True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     bar.update(int(ts["elapsed"]) if budget else ts["step"])
+    _choose_threads(cfg, model, train_ds, sampler, pre, device, ctx, say)
     finished = False
     with _StopFlag() as stop:
         while ts["epoch"] < cfg.train.epochs and not finished:
@@ -487,6 +545,11 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
                 in_lens = model.output_lengths(batch.widths).clamp(max=log_probs.shape[1])
                 loss = F.ctc_loss(log_probs.float().transpose(0, 1), batch.targets.to(device), in_lens.to(device),
                                   batch.target_lengths.to(device), blank=0, reduction="mean", zero_infinity=True)
+                if ts["learned_step"] is None and dist_utils.any_true(
+                        batch_cer(log_probs, in_lens, batch.targets, batch.target_lengths) <= STARTED_CER, ctx):
+                    ts["learned_step"], ts["learned_elapsed"] = ts["step"], ts["elapsed"]
+                    runlog.line(f"learning started at step {ts['step']} ({ts['elapsed']:.0f} s): batch CER <= "
+                                f"{STARTED_CER}; the schedule anneals from here")
                 optimizer.zero_grad(set_to_none=True)
                 if not torch.isfinite(loss):
                     bad_steps += 1
@@ -582,7 +645,7 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
                     f"val_cer {ts['best_cer']:.4f} after {ts['epoch']} epochs, {ts['step']} steps, {elapsed:.0f} s")
     dist_utils.barrier(ctx)
     return TrainResult(run, best_path, last_path, ts["best_acc"], ts["best_cer"], ts["epoch"], ts["step"], elapsed,
-                       ips, interrupted, history)
+                       ips, interrupted, history, ts["learned_step"])
 
 
 def _changed_budget(cfg: Config, state: dict) -> dict:
