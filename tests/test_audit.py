@@ -110,3 +110,15 @@ def test_bad_audit_file_is_one_line(tmp_path, capsys):
     with pytest.raises(Exception) as e:
         load_audit(bad)
     assert str(bad) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_eval_report_has_an_audit_gallery(noisy, tmp_path, capsys):
+    data, model, wrong = noisy
+    assert main(["eval", str(model), str(data), "--report", str(tmp_path / "report")]) == 0
+    capsys.readouterr()
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert "<h2>Audit: labels most likely wrong</h2>" in page
+    section = page.split("<h2>Audit: labels most likely wrong</h2>", 1)[1]
+    listed = [name for name in wrong if f"{name}</span>" in section]
+    assert len(listed) >= 0.8 * PLANTED
+    assert (tmp_path / "report" / "images" / "audit_000.png").exists()

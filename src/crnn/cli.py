@@ -145,7 +145,7 @@ def cmd_eval(args) -> int:
     if args.report:
         from crnn.insight.report import write_report
 
-        page = write_report(args.report, rec, metrics, preds, report, args.data)
+        page = write_report(args.report, rec, metrics, preds, report, args.data, label_pattern=args.label_pattern)
         summary["report"] = str(page)
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))

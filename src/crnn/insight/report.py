@@ -6,7 +6,9 @@ confusion table (every error is aligned with Levenshtein edit operations and eac
 substitution, deletion and insertion is counted per character pair), and a gallery of
 the worst errors: the image as the model saw it, the predicted characters placed
 where the model emitted them, truth and prediction with their differences marked,
-and for the first few a full explanation figure (see :mod:`crnn.insight.visualize`).
+and for the first few a full explanation figure (see :mod:`crnn.insight.visualize`); then the audit:
+the samples whose labels are most likely wrong (:mod:`crnn.insight.audit`), each with its image, its
+label against the model's reading and the margin by which the model prefers its reading.
 
 The page has no scripts and no external assets: the images are PNG files in
 ``DIR/images``; every piece of text is HTML-escaped.
@@ -126,13 +128,15 @@ figure { margin: 0.5em 0; }
 
 
 def write_report(out_dir: str | os.PathLike, recognizer, metrics, predictions, data_report, data_location,
-                 worst: int = 50, explain: int = 3, confusion_rows: int = 60) -> Path:
+                 worst: int = 50, explain: int = 3, confusion_rows: int = 60, audit: int = 30,
+                 label_pattern: str | None = None) -> Path:
     """Write ``out_dir/index.html`` (and its PNG files) and return the page's path.
 
     ``metrics`` (:class:`~crnn.metrics.TextMetrics`), ``predictions`` and ``data_report``
     are what :meth:`~crnn.recognizer.Recognizer.evaluate` returned for ``data_location``.
     ``worst``: errors in the gallery; ``explain``: how many of them also get a full
-    explanation figure; ``confusion_rows``: rows of the confusion table.
+    explanation figure; ``confusion_rows``: rows of the confusion table; ``audit``: suspects in the audit
+    gallery (0: no audit section; it reads the data once more), ``label_pattern`` as for evaluation.
     """
     out = Path(out_dir)
     img_dir = out / "images"
@@ -264,12 +268,54 @@ def write_report(out_dir: str | os.PathLike, recognizer, metrics, predictions, d
         add(_table(["image as the model saw it", "truth", "prediction", "confidence", "edits", "file"], rows_html,
                    "gallery"))
 
+    if audit > 0:
+        add(_audit_section(recognizer, data_location, label_pattern, audit, img_dir))
+
     page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             + "\n".join(parts) + "\n</body>\n</html>\n")
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _audit_section(recognizer, data_location, label_pattern: str | None, top: int, img_dir: Path) -> str:
+    """The "Audit" section: the ``top`` samples whose labels the model disputes most, as a gallery."""
+    from crnn.insight.audit import audit
+
+    head = "<h2>Audit: labels most likely wrong</h2>"
+    try:
+        result = audit(recognizer, data_location, label_pattern)
+    except CrnnError as e:  # the data cannot be read again (moved, or not a path): the rest of the page stands
+        return f'{head}\n<p class="none">audit unavailable: {esc(e)}</p>'
+    suspects = [s for s in result.top(top) if s.disagrees or s.reason]
+    parts = [head,
+             f'<p class="note">{result.disagreements:,} of {len(result.suspects):,} samples are read differently '
+             "from their label. Ranked by how strongly the model prefers its own reading: margin = "
+             "NLL(label) &minus; NLL(reading), the CTC negative log-likelihoods in nats (a confident "
+             "misreading of a right label scores low, a confident reading of a wrong one high). Correct them "
+             "with <span class=\"mono\">crnn audit MODEL DATA --json &gt; audit.json; crnn label --review "
+             "audit.json</span>.</p>"]
+    if not suspects:
+        parts.append("<p>The model reads every label as given.</p>")
+        return "\n".join(parts)
+    images = _gallery_images(recognizer, data_location, [s.name for s in suspects])
+    rows = []
+    for i, s in enumerate(suspects):
+        arr = images.get(s.name)
+        if arr is None:
+            cell = '<span class="none">image unavailable</span>'
+        else:
+            fname = f"audit_{i:03d}.png"
+            _save_png(arr, img_dir / fname)
+            cell = f'<div class="strip"><img src="images/{fname}" alt="{esc(s.label)}"></div>'
+        margin = esc(s.reason) if s.reason else f"{s.margin:.2f}"
+        rows.append((str(i + 1), cell, f'<span class="ch">{_marked(s.label, s.reading, "src")}</span>',
+                     f'<span class="ch">{_marked(s.label, s.reading, "dest")}</span>', margin,
+                     f"{s.confidence:.3f}", f'<span class="mono note">{esc(s.name)}</span>'))
+    parts.append(_table(["rank", "image as the model saw it", "label", "model reads", "margin (nats)",
+                         "confidence", "file"], rows, "gallery audit"))
+    return "\n".join(parts)
 
 
 def _gallery_images(recognizer, data_location, names: list[str]) -> dict[str, np.ndarray]:
