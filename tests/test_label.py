@@ -359,3 +359,31 @@ def test_page_refuses_other_hosts_and_form_posts(model, tmp_path):
         image = httpx.get(server.url + "/api/image/0")
         assert image.content == (tmp_path / "in" / session.store.items[0]).read_bytes()
         assert image.headers["content-type"] == "image/png"
+
+
+def test_cli_review_opens_the_audited_session(model, toy_data, tmp_path, capsys):
+    from crnn.cli import build_parser, main
+    from crnn.label.cli import build_session
+
+    src = tmp_path / "in"
+    shutil.copytree(toy_data / "test", src)
+    (src / "labels.tsv").unlink()
+    truth = dict(line.split("\t") for line in (toy_data / "test" / "labels.tsv").read_text().splitlines())
+    store = LabelStore(src, tmp_path / "out")
+    for i, item in enumerate(store.items):
+        store.label(item, truth[item] if i != 7 else "x" + truth[item][1:] if truth[item][0] != "x" else "A")
+    bad = store.items[7]
+    assert main(["audit", str(model), str(tmp_path / "out"), "--label-pattern", LABEL_PATTERN, "--json"]) == 0
+    (tmp_path / "audit.json").write_text(capsys.readouterr().out, encoding="utf-8")
+    args = build_parser().parse_args(["label", "--review", str(tmp_path / "audit.json"), "--model", str(model)])
+    session = build_session(args)
+    assert session.store.out == tmp_path / "out" and session.state()["mode"] == "review"
+    assert bad in session.review[:3]
+
+    assert main(["audit", str(model), str(toy_data / "test"), "--json"]) == 0
+    (tmp_path / "other.json").write_text(capsys.readouterr().out, encoding="utf-8")
+    assert main(["label", "--review", str(tmp_path / "other.json"), "--model", str(model)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "not a crnn label output folder" in err and "\n" not in err
+    assert main(["label", "--model", str(model)]) == 2
+    assert "give the folder of images to label" in capsys.readouterr().err
