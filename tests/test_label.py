@@ -356,6 +356,9 @@ def test_page_refuses_other_hosts_and_form_posts(model, tmp_path):
         assert r.status_code == 415 and not session.store.entries
         r = httpx.post(server.url + "/api/label", json={"id": 99, "label": "AB"})
         assert r.status_code == 422 and r.json()["code"] == "bad_id"
+        r = httpx.post(server.url + "/api/retrain", json={})
+        assert r.status_code == 200 and r.json()["message"] == "label at least 10 images first (0 so far)"
+        assert session.retrainer is None
         image = httpx.get(server.url + "/api/image/0")
         assert image.content == (tmp_path / "in" / session.store.items[0]).read_bytes()
         assert image.headers["content-type"] == "image/png"
