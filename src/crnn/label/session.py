@@ -12,6 +12,7 @@ background fine-tune (:mod:`crnn.label.retrain`) swaps in a better model.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import deque
@@ -114,7 +115,12 @@ class LabelSession:
 
     # -- the queue ---------------------------------------------------------------------------------------------
     def _reviewed(self) -> list[str]:
-        return self.store.extra.setdefault("reviewed", [])
+        """The suspects of this review already handled; kept per review, so a later audit's list starts afresh."""
+        key = hashlib.sha1("\n".join(self.review or []).encode()).hexdigest()[:16]
+        reviews = self.store.extra.setdefault("reviewed", {})
+        if not isinstance(reviews, dict) or (key not in reviews and len(reviews) >= 20):
+            reviews = self.store.extra["reviewed"] = {}
+        return reviews.setdefault(key, [])
 
     def queue(self) -> list[str]:
         """Images still to label, in the order the page shows them."""
