@@ -39,6 +39,11 @@ def data(tmp_path_factory) -> dict[str, Path]:
     return {"a": root / "a", "b": root / "b"}
 
 
+RAN = (0, 3)
+"""A one-epoch toy run may end on CTC's blank plateau: `crnn train` then says so and exits 3, with every
+file written (tests/test_progress.py checks that). These tests are about the run folder, not learning."""
+
+
 def _train(data_dir: Path, out: Path, *extra: str) -> int:
     return main(["train", "--train", str(data_dir), "--out", str(out), *TINY, *extra])
 
@@ -58,10 +63,10 @@ def test_a_folder_with_only_best_pt_is_never_overwritten(data, tmp_path, capsys)
 
 def test_force_moves_the_old_run_aside_then_trains(data, tmp_path, capsys):
     run = tmp_path / "run"
-    assert _train(data["a"], run) == 0
+    assert _train(data["a"], run) in RAN
     first_best = (run / "best.pt").read_bytes()
     first_log = (run / "train.log").read_text()
-    assert _train(data["a"], run, "--force") == 0
+    assert _train(data["a"], run, "--force") in RAN
     out = capsys.readouterr().out
     old = [p for p in run.iterdir() if p.name.startswith("old-")]
     assert len(old) == 1 and f"moved to {old[0]}" in out
@@ -70,7 +75,7 @@ def test_force_moves_the_old_run_aside_then_trains(data, tmp_path, capsys):
     assert (old[0] / "last.pt").exists() and (old[0] / "metrics.csv").exists()
     assert (run / "best.pt").exists() and (run / "train.log").read_text().count("start:") == 1
     # a third --force keeps both earlier runs
-    assert _train(data["a"], run, "--force") == 0
+    assert _train(data["a"], run, "--force") in RAN
     olds = sorted(p for p in run.iterdir() if p.name.startswith("old-"))
     assert len(olds) == 2 and all((p / "best.pt").exists() for p in olds)
 
@@ -105,7 +110,7 @@ def test_one_process_per_run_folder_and_a_killed_one_leaves_no_lock(data, tmp_pa
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    assert _train(data["a"], run) == 0  # the kernel dropped the dead process's lock
+    assert _train(data["a"], run) in RAN  # the kernel dropped the dead process's lock
     assert (run / "best.pt").exists()
 
 
@@ -133,7 +138,7 @@ def test_stale_temp_cleanup_spares_a_live_writers_file(tmp_path):
 
 def test_resume_refuses_other_data_and_other_settings(data, tmp_path, capsys):
     run = tmp_path / "run"
-    assert _train(data["a"], run) == 0
+    assert _train(data["a"], run) in RAN
     capsys.readouterr()
     last = (run / "last.pt").read_bytes()
     assert _train(data["b"], run, "--resume", "--epochs", "2") == 2
@@ -151,7 +156,7 @@ def test_resume_refuses_other_data_and_other_settings(data, tmp_path, capsys):
     assert (run / "last.pt").read_bytes() == last  # every refusal left the run as it was
     # the same data, more epochs: allowed, as before
     assert main(["train", "--train", str(data["a"]), "--out", str(run), *TINY[:-3], "--epochs", "2",
-                 "--no-progress", "--resume"]) == 0
+                 "--no-progress", "--resume"]) in RAN
     assert "resuming" in capsys.readouterr().out
 
 
@@ -161,10 +166,10 @@ def test_resume_notices_a_changed_file_in_the_data(data, tmp_path, capsys):
     copy = tmp_path / "data"
     shutil.copytree(data["a"], copy)
     run = tmp_path / "run"
-    assert _train(copy, run) == 0
+    assert _train(copy, run) in RAN
     first = sorted(copy.glob("*.png"))[0]
     first.write_bytes(first.read_bytes() + b"\0" * 10)  # same count, other bytes
     assert _train(copy, run, "--resume", "--epochs", "2") == 2
     assert "the training data differ" in one_error_line(capsys.readouterr().err)
     os.truncate(first, first.stat().st_size - 10)
-    assert _train(copy, run, "--resume", "--epochs", "2") == 0
+    assert _train(copy, run, "--resume", "--epochs", "2") in RAN

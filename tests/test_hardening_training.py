@@ -39,6 +39,9 @@ SETTINGS = ["data.height=32",
             "model.rnn_hidden=32", "train.batch_size=16", "train.checkpoint_every=0.5", "train.log_every=1",
             "data.val_fraction=0"]
 ARGS = [a for s in SETTINGS for a in ("--set", s)] + ["--epochs", str(EPOCHS), "--no-progress"]
+RAN = (0, 3)
+"""These short toy runs may end on CTC's blank plateau: `crnn train` then says so and exits 3, every file
+written (tests/test_progress.py checks that). The tests here are about faults, not learning."""
 STEPS_PER_EPOCH = 3  # 40 samples in batches of 16
 
 
@@ -68,7 +71,7 @@ def data(tmp_path_factory) -> Path:
 def reference(data, tmp_path_factory) -> dict:
     """An uninterrupted run: what every interrupted-and-resumed run must end up with, bit for bit."""
     out = tmp_path_factory.mktemp("ref") / "run"
-    assert main(["train", "--train", str(data), "--out", str(out), *ARGS]) == 0
+    assert main(["train", "--train", str(data), "--out", str(out), *ARGS]) in RAN
     return load_checkpoint(out / "last.pt")["train_state"]["raw_model"]
 
 
@@ -134,7 +137,7 @@ def test_kill_at_random_moments_then_resume(data, reference, child_env, tmp_path
             argv = ["train", "--train", str(data), "--out", str(run), "--resume", *ARGS]
         else:  # killed before the first checkpoint: starting again in the same folder must work
             argv = ["train", "--train", str(data), "--out", str(run), *ARGS]
-        assert main(argv) == 0, (sig.name, at_step)
+        assert main(argv) in RAN, (sig.name, at_step)
         final = load_checkpoint(last)
         assert final["train_state"]["epoch"] == EPOCHS and final["train_state"]["step"] == total
         assert load_checkpoint(run / "best.pt")["meta"]["kind"] == "best"
@@ -200,7 +203,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(data, tmp_path, mo
     assert not list(run.glob(".*.tmp"))
 
     monkeypatch.setattr(torch, "save", real_save)  # space freed: the run continues from epoch 1
-    assert main(["train", "--train", str(data), "--out", str(run), "--resume", *ARGS]) == 0
+    assert main(["train", "--train", str(data), "--out", str(run), "--resume", *ARGS]) in RAN
     assert load_checkpoint(run / "last.pt")["train_state"]["epoch"] == EPOCHS
 
 

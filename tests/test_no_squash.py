@@ -105,7 +105,7 @@ def test_training_skips_and_reports_images_over_max_width(tmp_path, capsys):
     with open(tmp_path / "d" / "labels.tsv", "a", encoding="utf-8") as f:
         f.write("wide.png\t" + "AB" * 30 + "\n")
     assert main(["train", "--train", str(tmp_path / "d"), "--out", str(tmp_path / "run"), "--epochs", "1",
-                 "--set", "data.max_width=300", "--set", "data.height=32", "--no-progress"]) == 0
+                 "--set", "data.max_width=300", "--set", "data.height=32", "--no-progress"]) in (0, 3)  # 3: plateau
     out = capsys.readouterr()
     text = out.out + out.err
     assert "wide.png: wider than data.max_width after resizing" in text
