@@ -16,19 +16,33 @@ from crnn.data.images import normalize_batch
 
 
 class TextLineDataset(torch.utils.data.Dataset):
-    """Pre-decoded images (uint8, model height) with their encoded labels."""
+    """Pre-decoded images (uint8, model height) with their encoded labels.
 
-    def __init__(self, arrays: list[np.ndarray], labels: list[str], targets: list[list[int]]):
+    ``names`` (optional): each sample's record name (as the source lists it), so what training learns
+    about a sample (its loss history, ``RUN/sample_losses.tsv``) can be told back to ``crnn audit``.
+    """
+
+    def __init__(self, arrays: list[np.ndarray], labels: list[str], targets: list[list[int]],
+                 names: list[str] | None = None):
         assert len(arrays) == len(labels) == len(targets)
-        self.arrays, self.labels, self.targets = arrays, labels, targets
+        assert names is None or len(names) == len(arrays)
+        self.arrays, self.labels, self.targets, self.names = arrays, labels, targets, names
         self.widths = np.array([a.shape[1] for a in arrays], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.arrays)
 
     def extend(self, other: TextLineDataset) -> TextLineDataset:
-        """Both datasets as one (several ``--train`` sources)."""
-        return TextLineDataset(self.arrays + other.arrays, self.labels + other.labels, self.targets + other.targets)
+        """Both datasets as one (several ``--train`` sources); names only when both have them."""
+        names = self.names + other.names if self.names is not None and other.names is not None else None
+        return TextLineDataset(self.arrays + other.arrays, self.labels + other.labels, self.targets + other.targets,
+                               names)
+
+    def subset(self, idx: list[int]) -> TextLineDataset:
+        """The samples at ``idx``, in that order (names carried)."""
+        return TextLineDataset([self.arrays[i] for i in idx], [self.labels[i] for i in idx],
+                               [self.targets[i] for i in idx],
+                               None if self.names is None else [self.names[i] for i in idx])
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, list[int], str]:
         return self.arrays[i], self.targets[i], self.labels[i]

@@ -90,16 +90,17 @@ def load_dataset(source: Source, pre: Preprocess, charset: Charset,
                  output_length: Callable[[int], int], max_width: int | None = None) -> Loaded:
     """Decode every usable sample of ``source`` into memory (wider than ``max_width`` px: skipped, counted)."""
     report = Report(str(source.location))
-    arrays, labels, targets = [], [], []
+    arrays, labels, targets, names = [], [], [], []
     for s in check_samples(source, pre, charset, report, label_ok=length_check(output_length),
                                max_width=max_width):
         arrays.append(s.array)
         labels.append(s.label)
         targets.append(charset.encode(s.label))
+        names.append(s.record.name)
     if not arrays:
         raise DataError(f"{source.location}: no usable sample ({len(report.skipped)} skipped: "
                         f"{summarize(report.skipped)})")
-    return Loaded(TextLineDataset(arrays, labels, targets), report)
+    return Loaded(TextLineDataset(arrays, labels, targets, names), report)
 
 
 def split_validation(ds: TextLineDataset, fraction: float, max_val: int, seed: int
@@ -111,9 +112,4 @@ def split_validation(ds: TextLineDataset, fraction: float, max_val: int, seed: i
         return ds, None
     perm = np.random.default_rng(seed + 7919).permutation(n)
     val_idx, train_idx = sorted(perm[:n_val].tolist()), sorted(perm[n_val:].tolist())
-
-    def subset(idx: list[int]) -> TextLineDataset:
-        return TextLineDataset([ds.arrays[i] for i in idx], [ds.labels[i] for i in idx],
-                               [ds.targets[i] for i in idx])
-
-    return subset(train_idx), subset(val_idx)
+    return ds.subset(train_idx), ds.subset(val_idx)

@@ -37,6 +37,8 @@ from crnn.config import validate as validate_config
 from crnn.data.augment import augment_batch
 from crnn.data.dataset import Batch, TextLineDataset, WidthBucketSampler, collate
 from crnn.data.images import Preprocess
+from crnn.data.sample_losses import FILE_NAME as SAMPLE_LOSSES
+from crnn.data.sample_losses import write_sample_losses
 from crnn.data.sources import open_source
 from crnn.data.synth_source import Mixed, SynthDataset, is_synth, load_synth
 from crnn.errors import ConfigError, CrnnError, DataError
@@ -441,6 +443,12 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
     steps_per_epoch = len(sampler)
     total_steps = max(1, steps_per_epoch * cfg.train.epochs)
 
+    # Each real training sample's per-character CTC loss, summed over the steps that saw it, for crnn audit
+    # (RUN/sample_losses.tsv): wrong labels are learned last, so their mean stays high. In a Mixed dataset the
+    # real samples come first, so a batch index below n_real is a real sample.
+    n_real = len(real) if real is not None else 0
+    loss_sums = torch.zeros(n_real, dtype=torch.float64)
+    loss_counts = torch.zeros(n_real, dtype=torch.int64)
     ts = {"epoch": 0, "step": 0, "batch_in_epoch": 0, "elapsed": 0.0, "best_acc": -1.0, "best_cer": math.inf,
           "images": 0, "bad_total": 0, "learned_step": None, "learned_elapsed": None}
     if state is not None:
@@ -452,6 +460,9 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
         if ema is not None and t_state.get("ema") is not None:
             ema.load_state_dict(t_state["ema"])
         _set_rng_state(t_state["rng"], aug_gen)
+        hist = t_state.get("sample_losses")
+        if hist is not None and len(hist["sum"]) == n_real:
+            loss_sums, loss_counts = hist["sum"].clone(), hist["count"].clone()
         ts.update({k: t_state[k] for k in ts if k in t_state})
         say(f"resuming {run} at epoch {ts['epoch'] + 1}, step {ts['step']}, {ts['elapsed']:.0f} s trained")
 
@@ -480,6 +491,7 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
                 "optimizer": optimizer.state_dict(),
                 "ema": ema.state_dict() if ema is not None else None,
                 "rng": _rng_state(aug_gen),
+                "sample_losses": {"sum": loss_sums.clone(), "count": loss_counts.clone()},
             }
         return p
 
@@ -519,6 +531,28 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     bar.update(int(ts["elapsed"]) if budget else ts["step"])
     _choose_threads(cfg, model, train_ds, sampler, pre, device, ctx, say)
+    synced = (loss_sums.clone(), loss_counts.clone())  # the totals every rank agrees on (DDP)
+
+    def sync_sample_losses() -> None:
+        """Under DDP, add every rank's steps since the last sync (each rank saw its share of each batch).
+        A mid-epoch checkpoint holds the main rank's unsynced share only: a resumed DDP run loses the other
+        ranks' part of that one epoch; a single-process run loses nothing."""
+        nonlocal loss_sums, loss_counts, synced
+        if ctx.distributed and n_real:
+            import torch.distributed as tdist
+
+            comm = dist_utils._comm_device()
+            d_sum, d_count = (loss_sums - synced[0]).to(comm), (loss_counts - synced[1]).to(comm)
+            tdist.all_reduce(d_sum)
+            tdist.all_reduce(d_count)
+            loss_sums, loss_counts = synced[0] + d_sum.cpu(), synced[1] + d_count.cpu()
+        synced = (loss_sums.clone(), loss_counts.clone())
+
+    def write_history() -> None:
+        if is_main and n_real:
+            names = real.names if real.names is not None else [str(k) for k in range(n_real)]
+            write_sample_losses(run / SAMPLE_LOSSES, names, real.labels, loss_sums.tolist(), loss_counts.tolist())
+
     finished = False
     with _StopFlag() as stop:
         while ts["epoch"] < cfg.train.epochs and not finished:
@@ -531,6 +565,8 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
             loss_sum, loss_n, bad_epoch = 0.0, 0, 0
             t_epoch, imgs_epoch = time.monotonic(), 0
             skip = ts["batch_in_epoch"]
+            # The loader takes its batches from the same sampler, deterministic per epoch: batch i's indices.
+            epoch_batches = sampler.batches() if n_real else None
             for i, batch in enumerate(loader):
                 if i < skip:  # resuming mid-epoch: these batches were already trained on
                     continue
@@ -543,8 +579,12 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
                 with torch.autocast(device.type, dtype=amp_dtype(device), enabled=autocast):
                     log_probs = ddp_model(x)
                 in_lens = model.output_lengths(batch.widths).clamp(max=log_probs.shape[1])
-                loss = F.ctc_loss(log_probs.float().transpose(0, 1), batch.targets.to(device), in_lens.to(device),
-                                  batch.target_lengths.to(device), blank=0, reduction="mean", zero_infinity=True)
+                per_sample = F.ctc_loss(log_probs.float().transpose(0, 1), batch.targets.to(device),
+                                        in_lens.to(device), batch.target_lengths.to(device), blank=0,
+                                        reduction="none", zero_infinity=True)
+                # exactly what reduction="mean" computes: each loss over its target length, then the batch mean
+                per_char = per_sample / batch.target_lengths.to(device).clamp(min=1).to(per_sample.dtype)
+                loss = per_char.mean()
                 if ts["learned_step"] is None and dist_utils.any_true(
                         batch_cer(log_probs, in_lens, batch.targets, batch.target_lengths) <= STARTED_CER, ctx):
                     ts["learned_step"], ts["learned_elapsed"] = ts["step"], ts["elapsed"]
@@ -560,6 +600,14 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
                                         f"(try a lower train.lr, now {cfg.train.lr})")
                     continue
                 bad_steps = 0
+                if n_real:
+                    idx = torch.as_tensor(epoch_batches[i], dtype=torch.long)
+                    assert len(idx) == len(batch), "the loader's batches differ from the sampler's"
+                    real_rows = idx < n_real
+                    if bool(real_rows.any()):
+                        vals = per_char.detach().to("cpu", torch.float64)
+                        loss_sums.index_add_(0, idx[real_rows], vals[real_rows])
+                        loss_counts.index_add_(0, idx[real_rows], torch.ones_like(idx[real_rows]))
                 loss.backward()
                 if cfg.train.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
@@ -594,9 +642,11 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
             if interrupted:
                 if is_main:
                     save_checkpoint(last_path, payload("last"))
+                    write_history()
                     runlog.line(f"interrupted by signal {stop.signal}: saved {last_path} (resume with --resume)")
                 break
             epoch_done = not finished or ts["batch_in_epoch"] >= steps_per_epoch
+            sync_sample_losses()
             metrics = validate()
             avg = loss_sum / loss_n if loss_n else math.nan  # NaN: no finite step this epoch
             rate = imgs_epoch / max(time.monotonic() - t_epoch, 1e-9)
@@ -621,6 +671,7 @@ def _train(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
                 if improved:
                     save_checkpoint(best_path, payload("best"))
                 save_checkpoint(last_path, payload("last"))
+                write_history()
                 last_ckpt_time = time.monotonic()
                 if time.monotonic() - last_curves > 10 or ts["epoch"] >= cfg.train.epochs or finished:
                     _write_curves(run)
