@@ -22,6 +22,25 @@ Why this score, and why the total rather than per character:
   sequence, so a label slightly more probable than the greedy reading has a small
   negative margin: the model has no quarrel with it.
 
+With the run's loss history (``RUN/sample_losses.tsv``, written by training: each sample's
+per-character CTC loss averaged over every step that trained on it), the history ranks instead.
+A model that has trained long on a wrong label reproduces it, so its margin is 0 and the margin
+alone cannot find it (on the 2,000-CAPTCHA benchmark, 10 of 100 wrong labels in the first 150).
+But wrong labels are the last thing a network fits ("small-loss" samples are clean; the idea of
+co-teaching and of the area under the margin), so their *mean* loss over the run stays high long
+after the final model has memorised them. The ranking then is:
+
+- ``score`` = the sample's mean per-character training loss (nats) where the history has it, with
+  the same name and label (a label corrected since training is not judged by the old one's loss);
+- for a sample the history lacks (the held-out validation split, never trained on, or data added
+  since) ``score`` = its per-character CTC loss now, ``NLL(label) / len(label)``: the same quantity,
+  measured once by a model that has not memorised it, so both kinds fall in one ranking;
+- ties, and the order among equal scores, by the margin. The margin is not added in: on trained
+  samples a high mean loss with margin 0 is exactly the memorised wrong label, and a positive margin
+  on a right label (a hard image the model misreads) would only push clean samples up.
+
+Without a history (or when it names none of the samples) the margin alone ranks, as above.
+
 Labels the model cannot score at all (characters outside its charset, or too long for
 the image's width) have an infinite margin and come first, each with the reason.
 Torch-free: works with any backend that yields log-probabilities (PyTorch, ONNX Runtime).
@@ -35,8 +54,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from crnn.data.sample_losses import SampleLoss, read_sample_losses
 from crnn.data.sources import open_source
 from crnn.data.validate import Report, check_samples
 from crnn.decoding.beam import ctc_sequence_log_prob
@@ -60,6 +80,13 @@ class Suspect:
     path: str | None = None
     reason: str = ""
     """Why the label could not be scored (then ``margin`` is infinite); empty otherwise."""
+    score: float | None = None
+    """What ranked it when a loss history was used (per-character CTC loss, nats); None: the margin ranked."""
+    scored_by: str = "margin"
+    """``margin``; with a history ``train`` (mean training loss) or ``now`` (not in the history: the loss now)."""
+    train_loss: float | None = None
+    seen: int = 0
+    """How many training steps saw the sample (0: not in the history)."""
 
     @property
     def disagrees(self) -> bool:
@@ -72,6 +99,9 @@ class Suspect:
         d = {"name": self.name, "path": self.path, "label": self.label, "reading": self.reading,
              "margin": num(self.margin), "label_nll": num(self.label_nll), "reading_nll": num(self.reading_nll),
              "confidence": round(self.confidence, 6)}
+        if self.score is not None:
+            d.update({"score": num(self.score), "scored_by": self.scored_by,
+                      "train_loss": None if self.train_loss is None else num(self.train_loss), "seen": self.seen})
         if self.reason:
             d["reason"] = self.reason
         return d
@@ -86,6 +116,10 @@ class AuditResult:
     suspects: list[Suspect]
     report: Report
     label_pattern: str | None = None
+    history: str | None = None
+    """The loss history that ranked the samples it covers (None: the margin ranked)."""
+    history_covered: int = 0
+    """How many audited samples the history covers (same name and label)."""
     disagreements: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,8 +132,17 @@ class AuditResult:
     def to_dict(self, top: int | None = None) -> dict:
         return {"format": AUDIT_FORMAT, "model": self.model, "data": self.data, "label_pattern": self.label_pattern,
                 "samples": len(self.suspects), "disagreements": self.disagreements,
-                "skipped": len(self.report.skipped), "score": "margin = NLL(label) - NLL(greedy reading), nats",
+                "skipped": len(self.report.skipped), "score": self.score_description,
+                "history": self.history, "history_covered": self.history_covered,
                 "suspects": [s.to_dict() for s in self.top(top)]}
+
+    @property
+    def score_description(self) -> str:
+        if self.history is None:
+            return "margin = NLL(label) - NLL(greedy reading), nats"
+        return (f"score = mean per-character CTC loss over training (scored_by 'train', {self.history_covered} "
+                f"samples in {self.history}), else the per-character loss now (scored_by 'now'), nats; "
+                "ties by margin = NLL(label) - NLL(greedy reading)")
 
 
 def score(log_probs, label_indices, charset) -> tuple[str, float, float, float]:
@@ -110,12 +153,15 @@ def score(log_probs, label_indices, charset) -> tuple[str, float, float, float]:
     return charset.decode(best.indices), label_nll, reading_nll, best.confidence
 
 
-def audit(recognizer, data: str | os.PathLike, label_pattern: str | None = None, batch_size: int = 64
-          ) -> AuditResult:
+def audit(recognizer, data: str | os.PathLike, label_pattern: str | None = None, batch_size: int = 64,
+          history: str | os.PathLike | dict[str, SampleLoss] | None = None) -> AuditResult:
     """Score every usable sample of ``data`` (folder, labels file or LMDB) and rank them, most suspect first.
 
     Unreadable samples are skipped and listed in ``result.report``, as in evaluation; ``label_pattern``
-    defaults to the one the model was trained with, as in evaluation.
+    defaults to the one the model was trained with, as in evaluation. ``history``: a run's
+    ``sample_losses.tsv`` (or what :func:`~crnn.data.sample_losses.read_sample_losses` returned) to rank
+    by the training-loss history (see the module docstring); ``crnn audit`` finds it beside a run's
+    ``best.pt`` / ``last.pt``.
     """
     if label_pattern is None:
         label_pattern = getattr(recognizer, "trained_label_pattern", None)
@@ -140,8 +186,30 @@ def audit(recognizer, data: str | os.PathLike, label_pattern: str | None = None,
             f"label too long for the image: {len(c.label)} characters in {lp.shape[0]} output frames")
         suspects.append(Suspect(c.record.name, c.label, reading, label_nll - reading_nll, label_nll, reading_nll,
                                 conf, path, reason))
-    suspects.sort(key=lambda s: (-s.margin, -s.confidence, s.name))
-    return AuditResult(str(recognizer.name), str(source.location), suspects, report, label_pattern)
+    history_name = None
+    covered = 0
+    if history is not None:
+        losses = history if isinstance(history, dict) else read_sample_losses(history)
+        hits = {s.name: losses[s.name] for s in suspects if s.name in losses and losses[s.name].label == s.label}
+        if hits:
+            history_name, covered = ("(given)" if isinstance(history, dict) else str(history)), len(hits)
+            suspects = [_with_history(s, hits.get(s.name)) for s in suspects]
+    if history_name is None:
+        suspects.sort(key=lambda s: (-s.margin, -s.confidence, s.name))
+    else:
+        suspects.sort(key=lambda s: (math.isfinite(s.margin), -s.score, -s.margin, -s.confidence, s.name))
+    return AuditResult(str(recognizer.name), str(source.location), suspects, report, label_pattern, history_name,
+                       covered)
+
+
+def _with_history(s: Suspect, h: SampleLoss | None) -> Suspect:
+    """``s`` with its ranking score: the mean training loss, or (not in the history) its per-character loss now."""
+    if not math.isfinite(s.margin):
+        return replace(s, score=math.inf, scored_by="now" if h is None else "train",
+                       train_loss=None if h is None else h.mean, seen=0 if h is None else h.seen)
+    if h is None:
+        return replace(s, score=s.label_nll / max(len(s.label), 1), scored_by="now")
+    return replace(s, score=h.mean, scored_by="train", train_loss=h.mean, seen=h.seen)
 
 
 def load_audit(path: str | os.PathLike) -> dict:

@@ -101,7 +101,10 @@ def register_audit(subparsers) -> argparse.ArgumentParser:
         "audit", help="rank samples whose labels are most likely wrong (the model strongly reads something else)",
         description="Score each sample's label and the model's own (greedy) reading with the CTC likelihood, "
                     "and list the samples where the model prefers its reading most strongly: margin = "
-                    "NLL(label) - NLL(reading), in nats. Correct them with: crnn label --review AUDIT.json")
+                    "NLL(label) - NLL(reading), in nats. With the run's training-loss history (sample_losses.tsv "
+                    "beside a run's best.pt / last.pt, or --history) the samples it covers are ranked by their "
+                    "mean per-character training loss instead: a wrong label the model has memorised keeps a "
+                    "high mean loss. Correct them with: crnn label --review AUDIT.json")
     p.add_argument("model", help="checkpoint file, builtin:NAME, or an exported .onnx / .torchscript.pt file")
     p.add_argument("data", help="labelled data: folder, labels file or LMDB")
     p.add_argument("--top", type=int, default=50, help="how many suspects to list (0 = every sample)")
@@ -110,12 +113,16 @@ def register_audit(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--label-pattern", metavar="REGEX",
                    help="regex with one group that extracts the label from a file stem, e.g. '(.+)_\\d+'")
+    p.add_argument("--history", metavar="FILE",
+                   help="a run's sample_losses.tsv to rank by the training-loss history (default: the one beside "
+                        "MODEL when it is a run's best.pt or last.pt; 'none': rank by the margin only)")
     p.set_defaults(func=cmd_audit)
     return p
 
 
 def cmd_audit(args) -> int:
     from crnn.backends import load_backend
+    from crnn.data.sample_losses import history_beside
     from crnn.data.sources import display
     from crnn.insight.audit import audit
 
@@ -123,19 +130,32 @@ def cmd_audit(args) -> int:
         raise CrnnError(f"--top must be 0 or more, got {args.top}")
     if args.batch_size < 1:
         raise CrnnError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.history is None:
+        history = history_beside(args.model)
+    else:
+        history = None if args.history.lower() == "none" else args.history
     rec = load_backend(args.model, "auto", args.device)
-    result = audit(rec, args.data, args.label_pattern, args.batch_size)
+    result = audit(rec, args.data, args.label_pattern, args.batch_size, history)
+    if history is not None and result.history is None:
+        print(f"{history}: names none of the audited samples with their label; ranking by the margin only",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(args.top), indent=1, ensure_ascii=False))
         return 0
     if result.report.skipped:
         print(result.report.format(max_lines=10), file=sys.stderr)
+    with_history = result.history is not None
+    how = (f"score = mean per-character training loss ({result.history_covered} samples in {result.history}; "
+           "'now': not trained on, its loss now), nats" if with_history
+           else "margin = NLL(label) - NLL(reading), nats")
     print(f"{result.data}: {len(result.suspects)} samples, the model reads {result.disagreements} differently "
-          f"from their label; most suspect first (margin = NLL(label) - NLL(reading), nats)")
-    print(f"{'rank':>4}  {'margin':>8}  {'label':<16} {'reading':<16} {'conf':>5}  file")
+          f"from their label; most suspect first ({how})")
+    score_head = f"{'score':>6} {'by':<5}  " if with_history else ""
+    print(f"{'rank':>4}  {score_head}{'margin':>8}  {'label':<16} {'reading':<16} {'conf':>5}  file")
     for i, s in enumerate(result.top(args.top), 1):
         margin = "   cannot" if s.reason else f"{s.margin:8.2f}"
-        print(f"{i:4d}  {margin:>8}  {display(s.label):<16} {display(s.reading):<16} {s.confidence:5.2f}  "
+        score = ((f"{'-':>6}" if s.reason else f"{s.score:6.3f}") + f" {s.scored_by:<5}  ") if with_history else ""
+        print(f"{i:4d}  {score}{margin:>8}  {display(s.label):<16} {display(s.reading):<16} {s.confidence:5.2f}  "
               f"{display(s.name)}" + (f"  ({s.reason})" if s.reason else ""))
     return 0
 
