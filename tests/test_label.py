@@ -6,7 +6,6 @@ The server listens on 127.0.0.1 only; the browser talks to nothing else.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from crnn.label.session import LabelRefused, LabelSession, SessionSettings, revi
 from crnn.label.store import LABEL_PATTERN, LabelStore
 from crnn.recognizer import Recognizer
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 60
 FAST = ["data.height=32", "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.seed=0"]
 TEXTS = ["AB", "x7", "B-A", "7AxB", "-7", "BxA"]
@@ -176,31 +173,7 @@ def test_review_corrects_audit_suspects_in_place(model, toy_data, tmp_path):
 
 
 # -- the page in a real browser ----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip(f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} "
-                    "(apt-get install -y chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install selenium)")
-    pytest.importorskip("uvicorn")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--disable-extensions", "--no-default-browser-check",
-                 "--window-size=1100,900", f"--user-data-dir={profile}"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(WAIT)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+# the `browser` fixture (headless Chromium, skipped without it) is in conftest.py
 
 
 class Page:

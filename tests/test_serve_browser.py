@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 
 import pytest
 
-from conftest import render_text
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+from conftest import CHROMEDRIVER, CHROMIUM, render_text  # noqa: E402
 
 if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
     pytest.skip(f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} "
@@ -24,8 +20,6 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pi
 pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -45,23 +39,7 @@ def served(toy_data, tmp_path_factory):
         yield s, Recognizer.load(path)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--disable-extensions", "--no-default-browser-check",
-                 "--window-size=1100,900", f"--user-data-dir={profile}"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(WAIT)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+# the `browser` fixture (headless Chromium) is in conftest.py
 
 
 def _wait_state(driver, *states: str) -> str:
