@@ -91,3 +91,23 @@ def browser(tmp_path_factory):
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    """An untrained but valid model file over the toy alphabet: enough for eval and predict to exercise their
+    input handling."""
+    from crnn.config import Config
+    from crnn.data.images import Preprocess
+    from crnn.models import build_model
+    from crnn.training.checkpoint import save_checkpoint
+
+    charset = "".join(sorted(TOY_ALPHABET))
+    cfg = Config()
+    cfg.model.rnn_hidden = 16
+    cfg.data.charset = charset
+    model = build_model(cfg.model, len(charset) + 1)
+    path = tmp_path_factory.mktemp("model") / "m.pt"
+    save_checkpoint(path, {"config": cfg.to_dict(), "charset": charset, "preprocess": Preprocess().to_dict(),
+                           "model": model.state_dict()})
+    return path

@@ -77,17 +77,7 @@ def tiny_config(*extra: str) -> Config:
     return apply_overrides(Config(), TINY + ["train.epochs=1", "data.val_fraction=0", *extra])
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    """An untrained but valid model file: enough for eval and predict to exercise their input handling."""
-    cfg = Config()
-    cfg.model.rnn_hidden = 16
-    cfg.data.charset = CHARSET
-    model = build_model(cfg.model, len(CHARSET) + 1)
-    path = tmp_path_factory.mktemp("model") / "m.pt"
-    save_checkpoint(path, {"config": cfg.to_dict(), "charset": CHARSET, "preprocess": Preprocess().to_dict(),
-                           "model": model.state_dict()})
-    return path
+# `model_file` (an untrained model over the toy alphabet) is in conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,6 @@ import pytest
 
 from conftest import render_text
 from crnn.cli import main
-from crnn.config import Config
-from crnn.data.images import Preprocess
-from crnn.models import build_model
-from crnn.training.checkpoint import save_checkpoint
 
 CHARSET = "-7ABx"
 
@@ -27,16 +23,7 @@ def one_error_line(err: str) -> str:
     return err
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    cfg = Config()
-    cfg.model.rnn_hidden = 16
-    cfg.data.charset = CHARSET
-    model = build_model(cfg.model, len(CHARSET) + 1)
-    path = tmp_path_factory.mktemp("model") / "m.pt"
-    save_checkpoint(path, {"config": cfg.to_dict(), "charset": CHARSET, "preprocess": Preprocess().to_dict(),
-                           "model": model.state_dict()})
-    return path
+# `model_file` (an untrained model over the toy alphabet) is in conftest.py
 
 
 @pytest.fixture(scope="module")
