@@ -38,6 +38,20 @@ SETTINGS = ServeSettings(max_request_bytes=300_000, max_images=8, max_pixels=200
                          max_batch_images=16, max_wait_ms=25.0, body_timeout_s=1.0)
 
 
+def wait_healthy(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
+    """Wait until the ``crnn serve`` subprocess answers ``/health``; fail with its log if it dies or is late."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "server did not come up: " + log.read_text()
+        time.sleep(0.2)
+
+
 class ServerThread:
     """uvicorn serving ``app`` in a background thread on a socket bound to 127.0.0.1:<free port>."""
 
@@ -362,16 +376,7 @@ def test_serve_cli_onnx_backend_without_torch(onnx_model, rec, tmp_path):
                                 stdout=subprocess.DEVNULL, stderr=err, env=env)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not come up: " + log.read_text()
-            time.sleep(0.2)
+        wait_healthy(proc, url, log, 60)
         img = render_text("B-7")
         r = httpx.post(url + "/v1/recognize", files={"file": ("a.png", png(img))}, timeout=TIMEOUT)
         assert r.status_code == 200 and r.json()["results"][0]["text"] == rec.predict([img])[0].text

@@ -22,6 +22,8 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")
 
+from test_serve import wait_healthy  # noqa: E402
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -66,16 +68,7 @@ def server(model_file, tmp_path_factory):
                                  "--max-connections", "3", "--log-level", "warning"],
                                 stdout=subprocess.DEVNULL, stderr=err, env=ENV)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(url + "/health", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
+    wait_healthy(proc, url, log, 90)
     yield port, url
     proc.terminate()
     try:
