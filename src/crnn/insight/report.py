@@ -81,6 +81,14 @@ def _save_png(array: np.ndarray, path: Path) -> None:
     Image.fromarray(array).save(path, format="PNG")
 
 
+def _image_cell(array: np.ndarray | None, img_dir: Path, fname: str, alt: str) -> str:
+    """A gallery cell: the image saved as ``images/fname`` in a strip, or a note when it could not be read."""
+    if array is None:
+        return '<span class="none">image unavailable</span>'
+    _save_png(array, img_dir / fname)
+    return f'<div class="strip"><img src="images/{fname}" alt="{esc(alt)}"></div>'
+
+
 def _confidence_png(correct: list[float], wrong: list[float], path: Path) -> bool:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -250,12 +258,8 @@ def write_report(out_dir: str | os.PathLike, recognizer, metrics, predictions, d
         rows_html = []
         for i, e in enumerate(errors):
             arr = images.get(e.name)
-            if arr is None:
-                cell = '<span class="none">image unavailable</span>'
-            else:
-                fname = f"error_{i:03d}.png"
-                _save_png(arr, img_dir / fname)
-                cell = f'<div class="strip"><img src="images/{fname}" alt="{esc(e.truth)}"></div>'
+            cell = _image_cell(arr, img_dir, f"error_{i:03d}.png", e.truth)
+            if arr is not None:
                 cell += _marks(recognizer, arr.shape[1], arr.shape[0], e.pred, preds.get(e.name))
                 if i < explain:
                     fig = _explain_png(recognizer, arr, e.name, img_dir / f"explain_{i:03d}.png")
@@ -302,13 +306,7 @@ def _audit_section(recognizer, data_location, label_pattern: str | None, top: in
     images = _gallery_images(recognizer, data_location, [s.name for s in suspects])
     rows = []
     for i, s in enumerate(suspects):
-        arr = images.get(s.name)
-        if arr is None:
-            cell = '<span class="none">image unavailable</span>'
-        else:
-            fname = f"audit_{i:03d}.png"
-            _save_png(arr, img_dir / fname)
-            cell = f'<div class="strip"><img src="images/{fname}" alt="{esc(s.label)}"></div>'
+        cell = _image_cell(images.get(s.name), img_dir, f"audit_{i:03d}.png", s.label)
         margin = esc(s.reason) if s.reason else f"{s.margin:.2f}"
         rows.append((str(i + 1), cell, f'<span class="ch">{_marked(s.label, s.reading, "src")}</span>',
                      f'<span class="ch">{_marked(s.label, s.reading, "dest")}</span>', margin,
