@@ -1,11 +1,11 @@
 # make demo: set up .venv and run the whole job on generated CAPTCHA images.
-# make test: set up .venv and run ruff and the tests (what CI runs).
+# make test: set up .venv and run ruff, mypy and the tests (what CI runs).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint typecheck bench clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,10 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 
-test: lint
+typecheck: setup
+	$(VENV)/bin/mypy
+
+test: lint typecheck
 	$(PY) -m pytest
 
 clean:

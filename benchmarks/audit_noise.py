@@ -76,9 +76,9 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
     args = ap.parse_args()
 
+    from crnn import Recognizer
     from crnn.data.captcha import ALPHABET, generate_captchas
     from crnn.insight.audit import audit
-    from crnn.recognizer import Recognizer
 
     root = Path(args.out)
     clean, noisy = root / f"train-{args.count}", root / f"noisy-{args.count}"

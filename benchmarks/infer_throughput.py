@@ -1,7 +1,8 @@
 """Inference speed on one CPU core: PyTorch and ONNX Runtime against Tesseract 5, in one run.
 
 Images: single-line printed-word crops (the test set of ``benchmarks/printed_words.py``).
-For each backend: throughput (images/s, after a warm-up, i.e. after start-up) and latency
+For each backend (PyTorch, the Python API's default ``Recognizer.load(MODEL)``, an exported ``.onnx`` file on
+ONNX Runtime): throughput (images/s, after a warm-up, i.e. after start-up) and latency
 percentiles at batch 1 (one image per call) and batch 64 (64 consecutive images, so mixed widths),
 and ``predict()`` over the whole list: what ``crnn predict`` does (decode the files, sort by width,
 batches of 64, CTC decoding), timed end to end. Several ``--model`` values are measured in one run,
@@ -28,10 +29,10 @@ from printed_words import build_test_set, onnx_twin, run_tesseract  # noqa: E402
 
 
 def bench(rec, paths: list[Path], batch: int) -> dict:
-    arrays, _ = rec.prepare(paths)
+    arrays, _ = rec.preprocess_images(paths)
     run = rec.run_arrays if hasattr(rec, "run_arrays") else None
     if run is None:
-        from crnn.inference import run_model
+        from crnn.inference.pytorch import run_model
 
         def run(a, batch_size):
             return run_model(rec.model, a, rec.preprocess.channels, rec.device, batch_size)
@@ -46,7 +47,7 @@ def bench(rec, paths: list[Path], batch: int) -> dict:
     total = time.perf_counter() - t0
     # preprocessing (decode + resize) is timed separately and added per image
     t = time.perf_counter()
-    rec.prepare(paths[:100])
+    rec.preprocess_images(paths[:100])
     pre_ms = (time.perf_counter() - t) * 1000 / min(100, len(paths))
     return {"images_per_s": len(arrays) / (total + pre_ms * len(arrays) / 1000), "model_images_per_s":
             len(arrays) / total, "preprocess_ms_per_image": pre_ms, "p50_ms": float(np.percentile(lat, 50)),
@@ -72,7 +73,7 @@ def main() -> int:
 
     import torch
 
-    from crnn.recognizer import Recognizer
+    from crnn import Recognizer
 
     torch.set_num_threads(1)
     samples = build_test_set(Path(args.out), args.count, seed=12345)
@@ -80,10 +81,12 @@ def main() -> int:
     labels = [y for _, y in samples]
     results = {}
     for model in args.model or ["builtin:en"]:
-        rec = Recognizer.load(model)
+        rec = Recognizer.load(model, runtime="torch")
+        default = Recognizer.load(model)  # the Python API's default: ONNX Runtime when installed
         with tempfile.TemporaryDirectory() as tmp:
             ort = onnx_twin(rec, Path(tmp))
-            for name, r in (("pytorch", rec), ("onnxruntime", ort)):
+            for name, r in (("pytorch", rec), (f"Recognizer.load() ({default.runtime})", default),
+                            ("exported .onnx", ort)):
                 for batch in (1, 64):
                     results[f"{model} {name} batch {batch}"] = bench(r, paths, batch)
                 results[f"{model} {name} predict()"] = bench_predict(r, paths, labels)

@@ -111,7 +111,7 @@ def unseen_family_mask(out: Path, count: int) -> list[bool] | None:
 def onnx_twin(rec, folder: Path):
     """``rec`` exported to ``folder/model.onnx`` and loaded with ONNX Runtime on one thread."""
     from crnn.export.onnx import export_onnx
-    from crnn.export.onnx_runtime import OnnxRecognizer
+    from crnn.inference.onnx import OnnxRecognizer
 
     path = folder / "model.onnx"
     export_onnx(rec, path)
@@ -122,7 +122,7 @@ def run_ours(model: str, samples, batch: int, backend: str = "torch") -> tuple[l
     """Our model through ``Recognizer.predict`` (PyTorch) or the exported ONNX file (ONNX Runtime), 1 thread."""
     import torch
 
-    from crnn.recognizer import Recognizer
+    from crnn import Recognizer
 
     torch.set_num_threads(1)
     rec = Recognizer.load(model)

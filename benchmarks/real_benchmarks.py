@@ -111,7 +111,7 @@ def ours(model: str, backend: str, tmp: Path) -> System:
         if not loaded:
             import torch
 
-            from crnn.recognizer import Recognizer
+            from crnn import Recognizer
             from printed_words import onnx_twin
 
             torch.set_num_threads(1)

@@ -34,8 +34,8 @@ def main() -> int:
     ap.add_argument("--tag", default="", help="suffix for the run folder")
     args = ap.parse_args()
 
+    from crnn import Recognizer
     from crnn.data.captcha import generate_captchas
-    from crnn.recognizer import Recognizer
     from crnn.training.runlog import read_metrics
 
     root = Path(args.out)

@@ -66,10 +66,10 @@ def untrained_checkpoint(folder: Path) -> Path:
     """A default ``small`` CRNN with random weights, saved as a regular checkpoint."""
     import torch
 
+    from crnn.checkpoint import save_checkpoint
     from crnn.config import Config
     from crnn.data.images import Preprocess
     from crnn.models import build_model
-    from crnn.training.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     cfg, pre = Config(), Preprocess()

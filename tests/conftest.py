@@ -97,10 +97,10 @@ def browser(tmp_path_factory):
 def model_file(tmp_path_factory) -> Path:
     """An untrained but valid model file over the toy alphabet: enough for eval and predict to exercise their
     input handling."""
+    from crnn.checkpoint import save_checkpoint
     from crnn.config import Config
     from crnn.data.images import Preprocess
     from crnn.models import build_model
-    from crnn.training.checkpoint import save_checkpoint
 
     charset = "".join(sorted(TOY_ALPHABET))
     cfg = Config()

@@ -10,10 +10,10 @@ import shutil
 import pytest
 
 from conftest import TOY_ALPHABET
+from crnn import Recognizer
 from crnn.cli import main
 from crnn.config import Config, apply_overrides
 from crnn.insight.audit import audit, load_audit, score
-from crnn.recognizer import Recognizer
 
 FAST = ["data.height=32", "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.seed=0"]
 PLANTED = 12  # 5 % of the 240 training labels

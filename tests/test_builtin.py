@@ -2,14 +2,17 @@
 
 import dataclasses
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from crnn.builtin import builtin_models, resolve_model_path
+from crnn import Recognizer
 from crnn.cli import main
 from crnn.errors import ModelFileError
-from crnn.recognizer import Recognizer
+from crnn.inference.zoo import builtin_models, resolve_model_path
 from crnn.synth import SynthConfig, bundled_fonts, render
 
 WORDS = ["the", "People", "WORLD", "water", "Number", "42", "quickly", "Jump", "office", "Market", "$19.99",
@@ -60,3 +63,31 @@ def test_builtin_name_works_in_the_cli(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)[0]["text"] == word
     assert main(["eval", "builtin:en", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["samples"] == 1
+
+
+GOLDEN = json.loads((Path(__file__).parent / "data" / "builtin_golden.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+@pytest.mark.parametrize("name", sorted(MIN_ACCURACY))
+def test_shipped_models_read_exactly_what_they_read_before_the_redesign(name, runtime):
+    """The texts recorded with the code before the #14 redesign (``data/make_builtin_golden.py``), byte for
+    byte, on PyTorch and on the fast path (ONNX Runtime, the default when installed)."""
+    if runtime == "onnx":
+        pytest.importorskip("onnxruntime")
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from make_builtin_golden import golden_images
+
+    rec = Recognizer.load(f"builtin:{name}", runtime=runtime)
+    assert rec.runtime == runtime
+    assert [p.text for p in rec.predict(golden_images())] == GOLDEN[name]
+
+
+def test_the_fast_path_is_the_default_and_keeps_the_pytorch_model():
+    pytest.importorskip("onnxruntime")
+    rec = Recognizer.load("builtin:en-mobile")
+    assert rec.runtime == "onnx" and isinstance(rec.model, torch.nn.Module)
+    images = [img for img, _ in _images()[:8]]
+    fast, slow = rec.predict(images), Recognizer.load("builtin:en-mobile", runtime="torch").predict(images)
+    assert [p.text for p in fast] == [p.text for p in slow]
+    assert np.allclose([p.confidence for p in fast], [p.confidence for p in slow], atol=1e-4)

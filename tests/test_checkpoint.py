@@ -6,11 +6,11 @@ import pickle
 import pytest
 import torch
 
+from crnn import Recognizer
+from crnn.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
 from crnn.config import Config
 from crnn.errors import ModelFileError
 from crnn.models import build_model
-from crnn.recognizer import Recognizer
-from crnn.training.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
 
 
 def _payload(charset="ab"):

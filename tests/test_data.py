@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import render_text
-from crnn.data.images import Preprocess, load_image, normalize_batch, prepare_image
+from crnn.data.images import Preprocess, load_image, normalize_batch, preprocess_image
 from crnn.data.prepare import prepare
 from crnn.data.sources import open_source
 from crnn.data.validate import Report, check_samples
@@ -85,7 +85,7 @@ def test_every_pillow_mode_becomes_a_valid_array(mode):
     base = render_text("Ab", height=40).convert("RGB")
     img = base.convert(mode) if mode not in ("I;16", "I", "F") else base.convert("L").convert(mode)
     pre = Preprocess(height=32)
-    a = prepare_image(_png(img) if mode not in ("F", "CMYK", "I") else img, pre)
+    a = preprocess_image(_png(img) if mode not in ("F", "CMYK", "I") else img, pre)
     assert a.dtype == np.uint8 and a.shape[0] == 32 and a.ndim == 2
     assert a.min() < 100 and a.max() > 150  # the text survived the conversion
 
@@ -100,19 +100,19 @@ def test_exif_orientation_is_honoured(tmp_path):
 
 def test_extreme_sizes_and_widths():
     pre = Preprocess(height=32, min_width=16)
-    assert prepare_image(np.zeros((1, 1), np.uint8), pre).shape == (32, 32)
-    assert prepare_image(np.zeros((200, 3), np.uint8), pre).shape == (32, 16)
-    assert prepare_image(np.zeros((20, 20000), np.uint8), pre).shape == (32, 32000)  # full width, never squeezed
-    assert prepare_image(np.zeros((60, 160, 3), np.uint8), Preprocess(height=32, channels=3)).shape == (32, 85, 3)
+    assert preprocess_image(np.zeros((1, 1), np.uint8), pre).shape == (32, 32)
+    assert preprocess_image(np.zeros((200, 3), np.uint8), pre).shape == (32, 16)
+    assert preprocess_image(np.zeros((20, 20000), np.uint8), pre).shape == (32, 32000)  # full width, never squeezed
+    assert preprocess_image(np.zeros((60, 160, 3), np.uint8), Preprocess(height=32, channels=3)).shape == (32, 85, 3)
     with pytest.raises(DataError, match="over the 65,536 px limit"):
-        prepare_image(np.zeros((1, 4000), np.uint8), pre)  # 128,000 px at height 32
+        preprocess_image(np.zeros((1, 4000), np.uint8), pre)  # 128,000 px at height 32
 
 
 def test_narrow_images_are_padded_not_stretched():
     """A narrow glyph keeps its shape: the image is resized to the height, then padded with its last column."""
     a = np.full((32, 4), 255, np.uint8)
     a[:, 0] = 0  # a black left column, white elsewhere
-    out = prepare_image(a, Preprocess(height=32, min_width=16))
+    out = preprocess_image(a, Preprocess(height=32, min_width=16))
     assert out.shape == (32, 16)
     assert (out[:, 0] == 0).all() and (out[:, 1:] == 255).all()  # stretching would have widened the black bar
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-from crnn.builtin import resolve_model_path
+from crnn.checkpoint import load_checkpoint
 from crnn.demo import run_demo
 from crnn.errors import CrnnError
-from crnn.training.checkpoint import load_checkpoint
+from crnn.inference.zoo import resolve_model_path
 
 
 def _first_conv_similarity(run_ckpt: dict) -> float:

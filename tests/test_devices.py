@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from crnn.config import Config, apply_overrides
+from crnn.devices import amp_dtype, resolve_device
 from crnn.errors import CrnnError
-from crnn.training.loop import amp_dtype, resolve_device, train
+from crnn.training.loop import train
 
 
 def test_auto_picks_cuda_only_when_present(monkeypatch):
@@ -32,6 +33,6 @@ def test_amp_training_runs_on_cpu(toy_data, tmp_path):
     res = train(cfg, toy_data / "train", tmp_path / "amp", progress=False, log=lambda *a: None)
     assert res.steps > 0 and res.best_path.exists()
     # the saved weights are fp32 whatever the autocast dtype
-    from crnn.training.checkpoint import load_checkpoint
+    from crnn.checkpoint import load_checkpoint
 
     assert all(v.dtype in (torch.float32, torch.int64) for v in load_checkpoint(res.best_path)["model"].values())

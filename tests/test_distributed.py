@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from crnn.training.checkpoint import load_checkpoint
+from crnn.checkpoint import load_checkpoint
 from crnn.training.runlog import read_metrics
 
 ARGS = ["--set", "data.height=32", "--set", "model.rnn_hidden=64", "--set", "train.batch_size=16", "--no-progress"]

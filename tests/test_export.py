@@ -15,16 +15,20 @@ import pytest
 import torch
 
 from conftest import render_text
+from crnn import Recognizer
 from crnn.charset import Charset
 from crnn.config import Config, ModelConfig, apply_overrides
 from crnn.data.images import Preprocess, normalize_batch
 from crnn.errors import ModelFileError
 from crnn.export.cli import register as register_export
-from crnn.export.onnx import export_metadata, export_onnx
-from crnn.export.onnx_runtime import METADATA_KEY, OnnxRecognizer, output_lengths, read_metadata
-from crnn.export.torchscript import TorchScriptRecognizer, export_torchscript
+from crnn.export.onnx import export_onnx
+from crnn.export.torchscript import export_torchscript
+from crnn.inference.exported import METADATA_KEY
+from crnn.inference.fast import export_metadata
+from crnn.inference.onnx import OnnxRecognizer, read_metadata
+from crnn.inference.torchscript import TorchScriptRecognizer
 from crnn.models import build_model
-from crnn.recognizer import Recognizer
+from crnn.models.geometry import output_lengths
 
 HAVE_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 needs_onnx = pytest.mark.skipif(not HAVE_ONNX, reason="needs onnx and onnxruntime (pip install onnx onnxruntime)")
@@ -76,11 +80,11 @@ def images(toy_data, tmp_path_factory) -> list[Path]:
 @needs_onnx
 def test_onnx_log_probs_match_pytorch_batched_and_single(model_path, onnx_path, images):
     rec, orec = Recognizer.load(model_path), OnnxRecognizer.load(onnx_path, threads=1)
-    widths = {a.shape[1] for a in rec.prepare(images)[0]}
+    widths = {a.shape[1] for a in rec.preprocess_images(images)[0]}
     assert len(widths) > 5 and max(widths) > 512
     for batch_size in (64, 7, 1):  # one padded batch, several, and one image at a time
-        arrays = rec.prepare(images)[0]
-        from crnn.inference import run_model
+        arrays = rec.preprocess_images(images)[0]
+        from crnn.inference.pytorch import run_model
 
         _, torch_lp = run_model(rec.model, arrays, 1, rec.device, batch_size, keep_log_probs=True)
         _, onnx_lp = orec.run_arrays(arrays, batch_size, keep_log_probs=True)

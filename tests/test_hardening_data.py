@@ -23,12 +23,12 @@ import pytest
 from PIL import Image
 
 from conftest import make_toy_set, render_text
+from crnn.checkpoint import save_checkpoint
 from crnn.cli import main
 from crnn.config import Config, apply_overrides
 from crnn.data.images import Preprocess, load_image
 from crnn.errors import CrnnError
 from crnn.models import build_model
-from crnn.training.checkpoint import save_checkpoint
 from crnn.training.loop import train
 
 CHARSET = "-7ABx"
@@ -376,13 +376,13 @@ def test_decompression_bomb_is_refused_without_allocating(tmp_path):
     code = textwrap.dedent(f"""
         import resource, time
         resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))
-        from crnn.data.images import Preprocess, prepare_image
+        from crnn.data.images import Preprocess, preprocess_image
         from crnn.errors import DataError
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         for name in ("header.png", "pixels.png"):
             t = time.perf_counter()
             try:
-                prepare_image(r"{tmp_path}/" + name, Preprocess())
+                preprocess_image(r"{tmp_path}/" + name, Preprocess())
                 print("LOADED", name)
             except DataError as e:
                 print("REFUSED", round(time.perf_counter() - t, 3), e)

@@ -27,10 +27,10 @@ import pytest
 import torch
 
 from conftest import make_toy_set
+from crnn.checkpoint import CheckpointWriteError, load_checkpoint
 from crnn.cli import main
 from crnn.config import Config, apply_overrides
 from crnn.errors import CrnnError
-from crnn.training.checkpoint import CheckpointWriteError, load_checkpoint
 from crnn.training.loop import train
 from crnn.training.runlog import read_metrics
 
@@ -208,7 +208,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(data, tmp_path, mo
 
 
 def test_checkpoint_write_error_is_an_oserror_and_a_user_error(tmp_path, monkeypatch):
-    from crnn.training.checkpoint import save_checkpoint
+    from crnn.checkpoint import save_checkpoint
 
     monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EDQUOT, "Quota")))
     with pytest.raises(CheckpointWriteError) as e:

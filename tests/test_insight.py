@@ -18,15 +18,16 @@ import torch
 from PIL import Image, ImageFont
 
 from conftest import make_toy_set, render_text
+from crnn import Prediction, Recognizer
 from crnn.config import Config, ModelConfig, apply_overrides
 from crnn.data.images import normalize_batch
 from crnn.data.validate import Report
 from crnn.errors import ConfigError, CrnnError, DataError
-from crnn.insight import curves, report, tensorboard, visualize
+from crnn.insight import report, visualize
 from crnn.insight.cli import register
 from crnn.metrics import TextMetrics, char_edits, confusions
 from crnn.models import PRESETS, RNN_DEFAULTS, build_model
-from crnn.recognizer import Prediction, Recognizer
+from crnn.training import curves, tensorboard
 from crnn.training.loop import train
 from crnn.training.runlog import METRIC_FIELDS
 
@@ -87,7 +88,7 @@ def test_frame_centres_are_receptive_field_centres(arch):
     f = cnn(x)
     steps = f.shape[-1]
     assert steps == model.output_length(width)
-    centres = visualize.frame_centres(model, width, steps)
+    centres = model.frame_centres(width, steps)
     assert centres.shape == (steps,) and np.all(np.diff(centres) > 0)
     for t in (steps // 3, steps // 2):  # interior steps: the field is not cut by the image border
         (g,) = torch.autograd.grad(f[0, :, :, t].sum(), x, retain_graph=True)

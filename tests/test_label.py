@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from conftest import render_text
+from crnn import Recognizer
 from crnn.data.sources import open_source
 from crnn.errors import CrnnError
 from crnn.label.session import LabelRefused, LabelSession, SessionSettings, review_items
 from crnn.label.store import LABEL_PATTERN, LabelStore
-from crnn.recognizer import Recognizer
 
 WAIT = 60
 FAST = ["data.height=32", "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.seed=0"]

@@ -37,3 +37,39 @@ def test_bad_model_config():
         build_model(ModelConfig(channels=[1, 2]), 5)
     with pytest.raises(ValueError, match="rnn_type"):
         build_model(ModelConfig(rnn_type="TRANSFORMER"), 5)
+
+
+@pytest.mark.parametrize("arch", list(PRESETS))
+def test_a_preset_from_python_is_the_preset_with_its_own_rnn(arch):
+    """``ModelConfig(arch="paper")`` is the paper's BiLSTM 256 x 2, as ``crnn train --arch paper`` is."""
+    m = build_model(ModelConfig(arch=arch), num_classes=5)
+    want = RNN_DEFAULTS[arch]
+    assert type(m.rnn).__name__ == want["rnn_type"]
+    assert (m.rnn.hidden_size, m.rnn.num_layers) == (want["rnn_hidden"], want["rnn_layers"])
+    assert ModelConfig(arch=arch).resolved() == ModelConfig(arch=arch, **RNN_DEFAULTS[arch])
+    assert ModelConfig(arch=arch, rnn_hidden=24).resolved().rnn_hidden == 24
+
+
+@pytest.mark.parametrize("arch", list(PRESETS))
+def test_one_forward_gives_log_probs_lengths_and_the_ctc_loss(arch):
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(arch=arch), num_classes=6).eval()
+    x, widths = torch.randn(3, 1, 32, 96), torch.tensor([96, 61, 40])
+    targets, target_lengths = torch.tensor([1, 2, 3, 4, 5, 1, 2]), torch.tensor([3, 2, 2])
+    with torch.no_grad():
+        out = m(x, widths, targets, target_lengths)
+        lp = m(x)
+    assert torch.equal(out.log_probs, lp)
+    assert out.lengths.tolist() == [m.output_length(int(w)) for w in widths]
+    want = torch.nn.functional.ctc_loss(lp.transpose(0, 1), targets, out.lengths, target_lengths, blank=0,
+                                        reduction="none", zero_infinity=True)
+    assert torch.allclose(out.loss, want)
+    assert m(x, widths).loss is None
+
+
+@pytest.mark.parametrize("arch", list(PRESETS))
+def test_frame_centres_follow_the_width_geometry(arch):
+    m = build_model(ModelConfig(arch=arch), num_classes=5)
+    for width in (16, 97, 400):
+        c = m.frame_centres(width)
+        assert len(c) == m.output_length(width) and (c >= 0).all() and (c <= width).all()

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from crnn import Recognizer
 from crnn.cli import main
 from crnn.data.images import Preprocess
-from crnn.recognizer import Recognizer
 
 TEXT = ("The quick brown fox jumps over the lazy dog 1234567890 times while the cat sat on the mat and read a book "
         "about birds and trees")  # 127 characters: squeezed to 512 px (128 CTC frames) it cannot even be spelled
@@ -42,7 +42,7 @@ def rec() -> Recognizer:
 
 
 def test_the_line_is_wider_than_the_old_clamp_and_squeezing_breaks_it(rec, line):
-    arrays, _ = rec.prepare([line / "line.png"])
+    arrays, _ = rec.preprocess_images([line / "line.png"])
     assert arrays[0].shape == (48, round(Image.open(line / "line.png").width * 48 / 44))
     assert arrays[0].shape[1] > 900
     assert rec.predict([line / "line.png"])[0].text == TEXT

@@ -21,7 +21,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from crnn.charset import BLANK, Charset, normalize
-from crnn.data.images import Preprocess, prepare_image
+from crnn.data.images import Preprocess, preprocess_image
 from crnn.data.sources import open_source
 from crnn.decoding.greedy import greedy_decode
 from crnn.errors import DataError
@@ -143,7 +143,7 @@ def test_any_image_becomes_a_model_array(mode, width, height, seed, as_file, exi
         source = buf.getvalue()
         upright = (height, width) if exif >= 5 else (width, height)
     with np.errstate(all="raise"):  # no silent NaN casts
-        a = prepare_image(source, pre)
+        a = preprocess_image(source, pre)
     assert a.dtype == np.uint8 and a.shape[0] == pre.height
     assert a.ndim == (2 if pre.channels == 1 else 3) and (pre.channels == 1 or a.shape[2] == 3)
     assert a.shape[1] == max(pre.min_width, max(1, round(upright[0] * pre.height / upright[1])))

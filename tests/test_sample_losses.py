@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from conftest import TOY_ALPHABET, make_toy_set
+from crnn import Recognizer
 from crnn.charset import Charset
+from crnn.checkpoint import load_checkpoint
 from crnn.cli import main
 from crnn.config import Config, apply_overrides
 from crnn.data.dataset import TextLineDataset, collate
@@ -23,8 +25,6 @@ from crnn.data.sample_losses import read_sample_losses, write_sample_losses
 from crnn.data.sources import open_source
 from crnn.insight.audit import audit
 from crnn.models import build_model
-from crnn.recognizer import Recognizer
-from crnn.training.checkpoint import load_checkpoint
 from crnn.training.data_setup import load_dataset, split_validation
 from crnn.training.loop import train
 

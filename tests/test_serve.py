@@ -29,7 +29,7 @@ uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")
 
-from crnn.recognizer import Recognizer  # noqa: E402
+from crnn import Recognizer  # noqa: E402
 from crnn.serve.app import ServeSettings, create_app  # noqa: E402
 from test_export import tiny_model_path  # noqa: E402
 
@@ -123,7 +123,7 @@ def stats(client) -> dict:
 
 def test_health_metrics_and_openapi(client, rec):
     h = client.get("/health").json()
-    assert h["status"] == "ok" and h["backend"] == "torch" and h["charset"] == rec.charset.chars
+    assert h["status"] == "ok" and h["backend"] == rec.backend and h["charset"] == rec.charset.chars
     assert h["limits"]["max_images"] == 8 and "batches" in h["batching"]
     m = client.get("/metrics")
     assert m.status_code == 200 and "crnn_batches_total" in m.text
@@ -336,7 +336,7 @@ def onnx_model(model_path, tmp_path_factory) -> Path:
 
 
 def test_onnx_backend_serves_the_same_texts(onnx_model, rec):
-    from crnn.export.onnx_runtime import OnnxRecognizer
+    from crnn.inference.onnx import OnnxRecognizer
 
     imgs = [render_text(t) for t in TEXTS[:6]]
     with ServerThread(create_app(OnnxRecognizer.load(onnx_model, threads=1), SETTINGS)) as s, \
@@ -395,13 +395,14 @@ def test_serve_cli_onnx_backend_without_torch(onnx_model, rec, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_load_backend_picks_by_file_type(model_path, rec, tmp_path):
-    from crnn.export.torchscript import TorchScriptRecognizer, export_torchscript
-    from crnn.serve.cli import load_backend
+def test_load_recognizer_picks_by_file_type(model_path, rec, tmp_path):
+    from crnn.export.torchscript import export_torchscript
+    from crnn.inference.load import load_recognizer
+    from crnn.inference.torchscript import TorchScriptRecognizer
 
     ts = export_torchscript(model_path, tmp_path / "m.torchscript.pt").path
-    backend = load_backend(str(ts))
-    assert isinstance(backend, TorchScriptRecognizer) and isinstance(load_backend(str(model_path)), Recognizer)
+    backend = load_recognizer(str(ts))
+    assert isinstance(backend, TorchScriptRecognizer) and isinstance(load_recognizer(str(model_path)), Recognizer)
     img = render_text("7xB")
     with ServerThread(create_app(backend, SETTINGS)) as s, httpx.Client(base_url=s.url, timeout=TIMEOUT) as c:
         assert c.get("/health").json()["backend"] == "torchscript"

@@ -23,7 +23,7 @@ pytest.importorskip("uvicorn")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from crnn.recognizer import Recognizer  # noqa: E402
+from crnn import Recognizer  # noqa: E402
 from crnn.serve.app import create_app  # noqa: E402
 from test_serve import SETTINGS, ServerThread, png  # noqa: E402
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from crnn.checkpoint import save_checkpoint
 from crnn.config import Config
 from crnn.data.images import Preprocess
 from crnn.models import build_model
-from crnn.training.checkpoint import save_checkpoint
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")

@@ -1,10 +1,10 @@
 """``--train synth:CONFIG``: on-the-fly synthetic data, alone and mixed with real data."""
 
+from crnn.checkpoint import load_checkpoint
 from crnn.config import Config, apply_overrides
 from crnn.data.images import Preprocess
-from crnn.data.synth_source import load_synth
 from crnn.synth import sample_at
-from crnn.training.checkpoint import load_checkpoint
+from crnn.synth.dataset import load_synth
 from crnn.training.loop import train
 
 SYNTH = 'system_fonts = false\ntext = "regex:[AB7x-]{1,4}"\ncharset = "AB7x-"\n'
@@ -37,7 +37,7 @@ def test_epochs_draw_new_samples(tmp_path):
     (tmp_path / "s.toml").write_text(SYNTH)
     cfg = load_synth(f"synth:{tmp_path / 's.toml'}", Preprocess(), None)
     from crnn.charset import Charset
-    from crnn.data.synth_source import SynthDataset
+    from crnn.synth.dataset import SynthDataset
 
     ds = SynthDataset(cfg, 0, 8, Preprocess(), Charset("AB7x-"))
     first = [ds[i][2] for i in range(8)]

@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from conftest import make_toy_set, render_text
+from crnn import Recognizer
+from crnn.checkpoint import load_checkpoint
 from crnn.config import Config, apply_overrides
 from crnn.errors import CrnnError
-from crnn.recognizer import Recognizer
-from crnn.training.checkpoint import load_checkpoint
 from crnn.training.loop import train
 from crnn.training.runlog import read_metrics
 

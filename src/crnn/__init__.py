@@ -12,10 +12,14 @@ __all__ = ["Recognizer", "Prediction", "Config", "Charset", "train", "__version_
 
 
 def __getattr__(name: str):
-    if name in ("Recognizer", "Prediction"):
-        from crnn import recognizer
+    if name == "Recognizer":
+        from crnn.inference.pytorch import Recognizer
 
-        return getattr(recognizer, name)
+        return Recognizer
+    if name == "Prediction":
+        from crnn.inference.base import Prediction
+
+        return Prediction
     if name == "Config":
         from crnn.config import Config
 

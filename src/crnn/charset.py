@@ -101,6 +101,11 @@ class Charset:
     def index(self, ch: str) -> int:
         return self._index[ch]
 
+    @property
+    def mapping(self) -> dict[str, int]:
+        """``{character: class index}`` (a copy; the blank, :data:`BLANK`, is no character)."""
+        return dict(self._index)
+
     def unknown(self, text: str) -> Counter[str]:
         """Characters of ``text`` (after NFC) that are not in the charset, with counts."""
         return Counter(ch for ch in normalize(text) if ch not in self._index)

@@ -78,18 +78,38 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The network. ``arch`` picks a preset; the other fields override it when set."""
+    """The network. ``arch`` picks a preset; the other fields override it when set.
+
+    The RNN fields left unset (``None``) are the preset's own (``crnn.models.presets.RNN_DEFAULTS``:
+    the paper's BiLSTM 256 x 2 for ``paper``, BiGRU 128 x 2 for ``small``); :meth:`resolved` writes them
+    out, as every saved config and checkpoint holds them.
+    """
 
     arch: str = "small"
     """``small`` (default, ~0.6 M params), ``paper`` (Shi et al., ~8.7 M), ``half`` (~2.2 M), ``mobile`` (depthwise)."""
     channels: list[int] | None = None
     """Width of each conv block; ``None`` keeps the preset's."""
-    rnn_type: str = "GRU"
-    """``LSTM``, ``GRU`` or ``RNN``."""
-    rnn_layers: int = 2
-    rnn_hidden: int = 128
+    rnn_type: str | None = None
+    """``LSTM``, ``GRU`` or ``RNN``; ``None``: the preset's."""
+    rnn_layers: int | None = None
+    """``None``: the preset's."""
+    rnn_hidden: int | None = None
+    """``None``: the preset's."""
     dropout: float = 0.1
     """Dropout between recurrent layers and before the classifier."""
+
+    def resolved(self) -> ModelConfig:
+        """A copy with the RNN fields left unset filled in from the preset (an unknown preset is kept as it
+        is, for :func:`validate` to name).
+
+        >>> ModelConfig(arch="paper").resolved().rnn_type, ModelConfig(arch="small", rnn_hidden=64).resolved()
+        ('LSTM', ModelConfig(arch='small', channels=None, rnn_type='GRU', rnn_layers=2, rnn_hidden=64, dropout=0.1))
+        """
+        from crnn.models.presets import RNN_DEFAULTS
+
+        preset = RNN_DEFAULTS.get(self.arch, {})
+        unset: dict[str, Any] = {k: v for k, v in preset.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **unset)
 
 
 @dataclass
@@ -202,13 +222,16 @@ _SECTION = {DataConfig: "data", ModelConfig: "model", AugmentConfig: "augment", 
 def validate(cfg: Config) -> Config:
     """Check every value's range and choice; raise :class:`ConfigError` naming the first bad one.
 
+    The model's RNN fields left unset are filled in from its preset first (:meth:`ModelConfig.resolved`).
+
     Types are checked when a config is read; this catches what a type cannot say
     (``train.lr = -1``, ``data.channels = 2``, ``data.val_fraction = 1.5``, ``train.lr = inf``,
     ``data.height = 100000``) before any data is loaded, instead of a traceback from deep inside
     PyTorch, or the kernel's OOM killer, minutes later. Size-like keys are bounded by :data:`LIMITS`.
     """
-    from crnn.models import PRESETS
+    from crnn.models.presets import PRESETS
 
+    cfg.model = cfg.model.resolved()
     for section in (cfg.data, cfg.model, cfg.augment, cfg.train):
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)
@@ -239,10 +262,10 @@ def validate(cfg: Config) -> Config:
                                                              and 1 <= min(widths)
                                                              and max(widths) <= L["model.channels"]),
          f"unset or a list of 1 to {L['model.channels.count']} widths in [1, {L['model.channels']}]"),
-        ("model.rnn_type", m.rnn_type, m.rnn_type.upper() in ("LSTM", "GRU", "RNN"), "LSTM, GRU or RNN"),
-        ("model.rnn_layers", m.rnn_layers, 1 <= m.rnn_layers <= L["model.rnn_layers"],
+        ("model.rnn_type", m.rnn_type, str(m.rnn_type).upper() in ("LSTM", "GRU", "RNN"), "LSTM, GRU or RNN"),
+        ("model.rnn_layers", m.rnn_layers, m.rnn_layers is not None and 1 <= m.rnn_layers <= L["model.rnn_layers"],
          f"in [1, {L['model.rnn_layers']}]"),
-        ("model.rnn_hidden", m.rnn_hidden, 1 <= m.rnn_hidden <= L["model.rnn_hidden"],
+        ("model.rnn_hidden", m.rnn_hidden, m.rnn_hidden is not None and 1 <= m.rnn_hidden <= L["model.rnn_hidden"],
          f"in [1, {L['model.rnn_hidden']}]"),
         ("model.dropout", m.dropout, 0 <= m.dropout < 1, "in [0, 1)"),
         ("augment.rotate", a.rotate, 0 <= a.rotate <= 90, "in [0, 90] degrees"),
@@ -290,7 +313,7 @@ def _build(cls: type, d: dict[str, Any], prefix: str) -> Any:
         if key not in names:
             raise ConfigError(f"unknown config key '{prefix}{key}' (known: {', '.join(sorted(names))})")
         tp = hints[key]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value, f"{prefix}{key}.")
         else:
             kwargs[key] = _coerce(value, tp, f"{prefix}{key}")
@@ -376,8 +399,9 @@ def parse_duration(text: str | float | int) -> float:
     return total
 
 
-def _read_table(path: str | Path) -> dict[str, Any]:
-    """The plain table of a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config file."""
+def read_table(path: str | Path) -> dict[str, Any]:
+    """The plain table of a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config file: the one reader of
+    config files (training configs and synth configs), with one-line errors naming the file and line."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -401,7 +425,7 @@ def load_config(path: str | Path | None) -> Config:
     """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file; ``None`` gives the defaults."""
     if path is None:
         return Config()
-    data = _read_table(path)
+    data = read_table(path)
     try:
         return Config.from_dict(data)
     except ConfigError as e:
@@ -424,6 +448,20 @@ def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
     return Config.from_dict(d)
 
 
+def build_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                 settings: dict[str, Any] | None = None) -> tuple[Config, set[str]]:
+    """The config of a run and the keys the user gave: the file at ``path``, then ``--set`` ``overrides``,
+    then ``settings`` (``{"train.epochs": 5}``: what ``crnn train``'s own flags say), each checked by type.
+
+    >>> cfg, given = build_config(None, ["train.lr=1e-3"], {"train.time_budget": "10m", "model.arch": "paper"})
+    >>> cfg.train.lr, cfg.train.time_budget, cfg.model.arch, sorted(given)
+    (0.001, 600.0, 'paper', ['model.arch', 'train.lr', 'train.time_budget'])
+    """
+    named = [f"{k}={v}" for k, v in (settings or {}).items()]
+    return apply_overrides(load_config(path), list(overrides or []) + named), explicit_keys(path, overrides) | set(
+        settings or {})
+
+
 def explicit_keys(path: str | Path | None, overrides: list[str] | None) -> set[str]:
     """The ``section.key`` names a config file or ``--set`` gives a value to (not left at the default).
 
@@ -431,7 +469,7 @@ def explicit_keys(path: str | Path | None, overrides: list[str] | None) -> set[s
     """
     keys = {item.split("=", 1)[0].strip() for item in overrides or [] if "=" in item}
     if path is not None:
-        data = _read_table(path)
+        data = read_table(path)
         keys |= {f"{sec}.{k}" for sec, table in data.items() if isinstance(table, dict) for k in table}
     return keys
 

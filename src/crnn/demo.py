@@ -37,7 +37,7 @@ minutes on 2 quiet cores), so a slower or busier machine reaches the same accura
 
 def run_demo(root: Path, time_budget: str | None = None, count: int = 2000, test_count: int = 300,
              scratch: bool = False, epochs: int = DEMO_EPOCHS) -> int:
-    from crnn.recognizer import Recognizer
+    from crnn import Recognizer
     from crnn.training.loop import train
 
     # check the arguments before minutes of image generation, not after

@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - not POSIX: stale temporary files are t
     fcntl = None  # type: ignore[assignment]
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None] | None = None,
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object] | None = None,
                  write_path: Callable[[Path], None] | None = None) -> Path:
     """Call ``write(f)`` on a temporary file beside ``path`` (or ``write_path(tmp_path)``, for writers
     that open the file themselves), fsync it, and rename it to ``path``.
@@ -55,6 +55,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None] | No
             finally:
                 os.close(fd)
         else:
+            assert write is not None, "atomic_write needs write or write_path"
             with os.fdopen(fd, "wb") as f:
                 write(f)
                 f.flush()
@@ -140,3 +141,18 @@ def file_in_the_way(folder: str | os.PathLike) -> Path | None:
 def check_output_parent(path: str | os.PathLike, what: str = "output") -> None:
     """Like :func:`check_output_folder`, for the folder that will hold the file ``path``."""
     check_output_folder(Path(path).parent, what)
+
+
+def replace_folder(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Put the finished folder ``tmp`` at ``dest``; an existing ``dest`` is moved to ``dest.old`` first and
+    removed only once the new folder is in place, so a crash leaves the old folder or the new one."""
+    tmp, dest = Path(tmp), Path(dest)
+    if dest.exists():
+        old = dest.with_name(dest.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+    return dest

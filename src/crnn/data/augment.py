@@ -44,7 +44,7 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
         torch.stack([a11, a12 * h / w, tx], 1),
         torch.stack([a21 * w / h, a22, ty], 1),
     ], 1).to(x.dtype)
-    grid = F.affine_grid(theta, (b, c, h, w), align_corners=False)
+    grid = F.affine_grid(theta, [b, c, h, w], align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     # Contrast and brightness around each image's mean.
     if cfg.contrast > 0:

@@ -177,7 +177,7 @@ def to_model_array(img: Image.Image, pre: Preprocess, name: str = "image") -> np
     return a
 
 
-def prepare_image(source: ImageLike, pre: Preprocess, name: str | None = None) -> np.ndarray:
+def preprocess_image(source: ImageLike, pre: Preprocess, name: str | None = None) -> np.ndarray:
     """:func:`load_image` then :func:`to_model_array`."""
     return to_model_array(load_image(source, name, pre.max_pixels), pre, name or "image")
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import lmdb
 
-from crnn.fileio import fcntl, remove_if_unlocked
+from crnn.fileio import fcntl, remove_if_unlocked, replace_folder
 
 META_KEY = b"crnn-meta"
 
@@ -127,15 +127,7 @@ class LmdbWriter:
         self._env.sync(True)
         self._env.close()
         os.close(self._lock)
-        if self.path.exists():
-            old = self.path.with_name(self.path.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.path, old)
-            os.replace(self._tmp, self.path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self._tmp, self.path)
-        return self.path
+        return replace_folder(self._tmp, self.path)
 
     def abort(self) -> None:
         try:

@@ -239,8 +239,8 @@ def _labels_file(file: Path) -> Source:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{file}: line {line} is not valid UTF-8 (labels files must be UTF-8)") from None
+        bad = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{file}: line {bad} is not valid UTF-8 (labels files must be UTF-8)") from None
     records, skipped = [], []
     first: dict[Path, tuple[int, str]] = {}  # each image once: a second line for it is skipped, and says so
     for lineno, line in enumerate(_LINE_BREAK.split(text), 1):
@@ -321,3 +321,10 @@ def _lmdb(root: Path) -> Source:
         raise DataError(f"{root}: LMDB dataset has no samples")
     _require_records(root, records, skipped)
     return Source(root, "lmdb", records, skipped, reader.meta, reader)
+
+
+def tsv_field(text: str) -> str:
+    r"""A TSV cell that cannot break its row: backslash, TAB, CR and LF written as ``\\``, ``\t``, ``\r``,
+    ``\n`` (the IANA/PostgreSQL convention), other control characters as ``\xNN``."""
+    text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return display(text)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from crnn.charset import BLANK
 from crnn.decoding.greedy import greedy_decode
 from crnn.decoding.types import DecodeResult
 
@@ -46,7 +47,7 @@ def _extended(indices: Sequence[int], blank: int) -> tuple[np.ndarray, np.ndarra
     return ext, skip
 
 
-def ctc_sequence_log_prob(log_probs: np.ndarray, indices: Sequence[int], blank: int = 0) -> float:
+def ctc_sequence_log_prob(log_probs: np.ndarray, indices: Sequence[int], blank: int = BLANK) -> float:
     """Exact ``log P(indices | log_probs)``: the CTC forward algorithm over all paths.
 
     Returns ``-inf`` when the sequence cannot fit in ``T`` frames.
@@ -68,7 +69,7 @@ def ctc_sequence_log_prob(log_probs: np.ndarray, indices: Sequence[int], blank: 
     return float(total)
 
 
-def ctc_align(log_probs: np.ndarray, indices: Sequence[int], blank: int = 0) -> tuple[tuple[int, ...], float]:
+def ctc_align(log_probs: np.ndarray, indices: Sequence[int], blank: int = BLANK) -> tuple[tuple[int, ...], float]:
     """Best single path (Viterbi) that collapses to ``indices``.
 
     Returns ``(frames, log_prob)``: for each label the frame where that path
@@ -107,7 +108,7 @@ def ctc_align(log_probs: np.ndarray, indices: Sequence[int], blank: int = 0) -> 
 
 
 def beam_search(
-    log_probs: np.ndarray, beam_width: int = 10, blank: int = 0, prune: float | None = -16.0
+    log_probs: np.ndarray, beam_width: int = 10, blank: int = BLANK, prune: float | None = -16.0
 ) -> DecodeResult:
     """CTC prefix beam search (log space).
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from crnn.charset import BLANK
 from crnn.decoding.types import DecodeResult
 
 
-def greedy_decode(log_probs: np.ndarray, blank: int = 0) -> DecodeResult:
+def greedy_decode(log_probs: np.ndarray, blank: int = BLANK) -> DecodeResult:
     """Take the most likely class per frame, merge repeats, drop blanks.
 
     The score is the best path's log-probability (sum of the per-frame maxima),
@@ -32,12 +33,3 @@ def greedy_decode(log_probs: np.ndarray, blank: int = 0) -> DecodeResult:
     frames = np.nonzero(keep)[0]
     return DecodeResult(tuple(int(i) for i in best[frames]), float(top.sum()), tuple(int(f) for f in frames),
                         confidence_override=float(np.exp(top.min())))
-
-
-def greedy_decode_batch(log_probs: np.ndarray, lengths: np.ndarray | None = None, blank: int = 0) -> list[DecodeResult]:
-    """Decode a ``(B, T, C)`` batch; ``lengths`` gives each sample's valid frames."""
-    out = []
-    for b in range(log_probs.shape[0]):
-        t = log_probs.shape[1] if lengths is None else int(lengths[b])
-        out.append(greedy_decode(log_probs[b, :t], blank))
-    return out

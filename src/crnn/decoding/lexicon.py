@@ -44,12 +44,12 @@ module needs nothing beyond NumPy.
 from __future__ import annotations
 
 import os
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from crnn.charset import BLANK, Charset, normalize
 from crnn.decoding.beam import _prepare, ctc_align, ctc_sequence_log_prob
 from crnn.decoding.greedy import greedy_decode
 from crnn.decoding.types import DecodeResult
@@ -72,16 +72,15 @@ class Lexicon:
     """
 
     def __init__(self, words: Iterable[str], char_to_index: Mapping[str, int] | Sequence[str] | Any) -> None:
-        char_to_index = getattr(char_to_index, "chars", char_to_index)  # a crnn.charset.Charset
-        if not isinstance(char_to_index, Mapping):
-            char_to_index = {c: i + 1 for i, c in enumerate(char_to_index)}
+        if not isinstance(char_to_index, Mapping):  # a Charset (or anything with .chars), or its characters
+            char_to_index = Charset(getattr(char_to_index, "chars", char_to_index)).mapping
         self.char_to_index: dict[str, int] = dict(char_to_index)
         kept: list[str] = []
         seqs: list[tuple[int, ...]] = []
         dropped: list[str] = []
         seen: set[tuple[int, ...]] = set()
         for raw in words:
-            word = unicodedata.normalize("NFC", raw.strip())
+            word = normalize(raw.strip())
             if not word:
                 continue
             try:
@@ -132,7 +131,7 @@ class Lexicon:
     def word_index(self, word: str) -> int | None:
         """Position of ``word`` in :attr:`words`, or ``None``."""
         try:
-            seq = tuple(self.char_to_index[ch] for ch in unicodedata.normalize("NFC", word))
+            seq = tuple(self.char_to_index[ch] for ch in normalize(word))
         except KeyError:
             return None
         return self._index.get(seq)
@@ -175,7 +174,7 @@ class Lexicon:
     def decode(
         self,
         log_probs: np.ndarray,
-        blank: int = 0,
+        blank: int = BLANK,
         beam_width: int = 8,
         exact: bool = True,
         max_nodes: int | None = None,
@@ -213,7 +212,7 @@ class Lexicon:
         return DecodeResult(seq, float(score), frames)
 
     def decode_batch(
-        self, log_probs: np.ndarray, lengths: np.ndarray | None = None, blank: int = 0, **kwargs
+        self, log_probs: np.ndarray, lengths: np.ndarray | None = None, blank: int = BLANK, **kwargs
     ) -> list[DecodeResult]:
         """Decode a ``(B, T, C)`` batch; ``lengths`` gives each sample's valid frames."""
         out = []

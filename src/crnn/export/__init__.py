@@ -1,16 +1,16 @@
-"""Exporting trained models (ONNX, TorchScript) and running them without PyTorch.
+"""Exporting trained models to self-contained files (ONNX, TorchScript); :mod:`crnn.inference` runs them.
 
-Nothing here imports torch on ``import crnn.export``: the exporters load it when
-called, and :class:`~crnn.export.onnx_runtime.OnnxRecognizer` never does.
+Nothing here imports torch on ``import crnn.export``: the exporters load it when called.
 
->>> from crnn.export import export_onnx, OnnxRecognizer          # doctest: +SKIP
+>>> from crnn.export import export_onnx                          # doctest: +SKIP
 >>> export_onnx("runs/exp1/best.pt", "best.onnx")                # doctest: +SKIP
+>>> from crnn.inference import OnnxRecognizer                    # doctest: +SKIP
 >>> OnnxRecognizer.load("best.onnx").predict(["line.png"])[0].text  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-__all__ = ["export_onnx", "export_torchscript", "OnnxRecognizer", "TorchScriptRecognizer", "read_metadata"]
+__all__ = ["export_onnx", "export_torchscript"]
 
 
 def __getattr__(name: str):
@@ -18,12 +18,8 @@ def __getattr__(name: str):
         from crnn.export.onnx import export_onnx
 
         return export_onnx
-    if name in ("export_torchscript", "TorchScriptRecognizer"):
-        from crnn.export import torchscript
+    if name == "export_torchscript":
+        from crnn.export.torchscript import export_torchscript
 
-        return getattr(torchscript, name)
-    if name in ("OnnxRecognizer", "read_metadata"):
-        from crnn.export import onnx_runtime
-
-        return getattr(onnx_runtime, name)
+        return export_torchscript
     raise AttributeError(f"module 'crnn.export' has no attribute {name!r}")

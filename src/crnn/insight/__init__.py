@@ -1,20 +1,18 @@
-"""See what the model sees: explanation figures, training curves, evaluation reports.
+"""See what the model sees: explanation figures, evaluation reports, label audits.
 
 Importing this package is cheap; matplotlib and torch load when a function is used.
 
 - :func:`explain` / :func:`render_explanation` / :func:`explanation_png` (:mod:`.visualize`):
   input as the model saw it, CNN feature maps, CTC alignment, saliency;
-- :func:`plot_curves` (:mod:`.curves`): ``curves.png`` from a run's ``metrics.csv``;
 - :func:`write_report` (:mod:`.report`): the static HTML page of ``crnn eval --report``;
-- :class:`TensorBoardLogger` (:mod:`.tensorboard`): optional TensorBoard scalars.
 """
 
 from __future__ import annotations
 
 _EXPORTS = {
     "Explanation": "visualize", "explain": "visualize", "render_explanation": "visualize",
-    "explanation_png": "visualize", "figure_png": "visualize", "frame_centres": "visualize",
-    "plot_curves": "curves", "write_report": "report", "TensorBoardLogger": "tensorboard",
+    "explanation_png": "visualize", "figure_png": "visualize",
+    "write_report": "report",
 }
 
 __all__ = list(_EXPORTS)

@@ -197,7 +197,7 @@ def audit(recognizer, data: str | os.PathLike, label_pattern: str | None = None,
     if history_name is None:
         suspects.sort(key=lambda s: (-s.margin, -s.confidence, s.name))
     else:
-        suspects.sort(key=lambda s: (math.isfinite(s.margin), -s.score, -s.margin, -s.confidence, s.name))
+        suspects.sort(key=lambda s: (math.isfinite(s.margin), -(s.score or 0.0), -s.margin, -s.confidence, s.name))
     return AuditResult(str(recognizer.name), str(source.location), suspects, report, label_pattern, history_name,
                        covered)
 

@@ -53,17 +53,17 @@ def _out_names(paths: list[str]) -> list[str]:
 
 
 def cmd_visualize(args) -> int:
-    from crnn.cli import expand_inputs
+    from crnn.data.discover import expand_inputs
 
     if args.channels < 0:
         raise CrnnError(f"--channels must be 0 or more, not {args.channels}")
     if args.smooth < 0:
         raise CrnnError(f"--smooth must be 0 or more, not {args.smooth}")
     paths = expand_inputs(args.images)
+    from crnn import Recognizer
     from crnn.insight.visualize import explain, render_explanation, resolve_layers
-    from crnn.recognizer import Recognizer
 
-    rec = Recognizer.load(args.model, device=args.device)
+    rec = Recognizer.load(args.model, device=args.device, runtime="torch")  # explanations need PyTorch
     resolve_layers(rec.model, args.layers)  # a bad --layers fails before any work
     out_dir = Path(args.out)
     try:
@@ -81,12 +81,7 @@ def cmd_visualize(args) -> int:
             continue
         png = render_explanation(expl, out_dir / f"{stem}.png")
         if args.json:
-            info = {"name": path, "text": expl.text, "confidence": round(expl.confidence, 6),
-                    "width": int(expl.input.shape[1]), "height": int(expl.input.shape[0]),
-                    "characters": [{"char": c, "x": round(x, 2), "prob": round(p, 4)}
-                                   for c, x, p in expl.char_positions],
-                    "steps": expl.alignment()}
-            (out_dir / f"{stem}.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n",
+            (out_dir / f"{stem}.json").write_text(json.dumps(expl.to_dict(), indent=1, ensure_ascii=False) + "\n",
                                                   encoding="utf-8")
         print(f"{path}: {expl.text!r} ({expl.confidence:.2f}) -> {png}")
     if failed:
@@ -121,9 +116,9 @@ def register_audit(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_audit(args) -> int:
-    from crnn.backends import load_backend
     from crnn.data.sample_losses import history_beside
     from crnn.data.sources import display
+    from crnn.inference.load import load_recognizer
     from crnn.insight.audit import audit
 
     if args.top < 0:
@@ -134,7 +129,7 @@ def cmd_audit(args) -> int:
         history = history_beside(args.model)
     else:
         history = None if args.history.lower() == "none" else args.history
-    rec = load_backend(args.model, "auto", args.device)
+    rec = load_recognizer(args.model, "auto", args.device)
     result = audit(rec, args.data, args.label_pattern, args.batch_size, history)
     if history is not None and result.history is None:
         print(f"{history}: names none of the audited samples with their label; ranking by the margin only",

@@ -49,11 +49,11 @@ def visible(ch: str) -> str:
 def _marked(a: str, b: str, side: str) -> str:
     """``a`` (truth, side 'src') or ``b`` (prediction, side 'dest') with its differing characters wrapped."""
     parts = []
-    for tag, s0, s1, d0, d1 in Levenshtein.opcodes(a, b).as_list():
-        text = a[s0:s1] if side == "src" else b[d0:d1]
+    for op in Levenshtein.opcodes(a, b):
+        text = a[op.src_start:op.src_end] if side == "src" else b[op.dest_start:op.dest_end]
         if not text:
             continue
-        cls = {"equal": "", "replace": "sub", "delete": "del", "insert": "ins"}[tag]
+        cls = {"equal": "", "replace": "sub", "delete": "del", "insert": "ins"}[op.tag]
         parts.append(f'<span class="{cls}">{esc(text)}</span>' if cls else esc(text))
     return "".join(parts) or '<span class="none">(empty)</span>'
 
@@ -99,7 +99,7 @@ def _confidence_png(correct: list[float], wrong: list[float], path: Path) -> boo
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     bins = np.linspace(0, 1, 21)
-    ax.hist([correct, wrong], bins=bins, label=[f"correct ({len(correct)})", f"wrong ({len(wrong)})"],
+    ax.hist([correct, wrong], bins=bins.tolist(), label=[f"correct ({len(correct)})", f"wrong ({len(wrong)})"],
             color=["#2ca02c", "#d62728"], stacked=False)
     ax.set_yscale("symlog", linthresh=1)
     ax.set_xlabel("confidence", fontsize=8)
@@ -141,7 +141,7 @@ def write_report(out_dir: str | os.PathLike, recognizer, metrics, predictions, d
     """Write ``out_dir/index.html`` (and its PNG files) and return the page's path.
 
     ``metrics`` (:class:`~crnn.metrics.TextMetrics`), ``predictions`` and ``data_report``
-    are what :meth:`~crnn.recognizer.Recognizer.evaluate` returned for ``data_location``.
+    are what :meth:`~crnn.Recognizer.evaluate` returned for ``data_location``.
     ``worst``: errors in the gallery; ``explain``: how many of them also get a full
     explanation figure; ``confusion_rows``: rows of the confusion table; ``audit``: suspects in the audit
     gallery (0: no audit section; it reads the data once more), ``label_pattern`` as for evaluation.
@@ -230,7 +230,7 @@ def write_report(out_dir: str | os.PathLike, recognizer, metrics, predictions, d
 
     add("<h2>Character confusions</h2>")
     if edits:
-        by_kind = Counter()
+        by_kind: Counter[str] = Counter()
         for (kind, _t, _p), c in edits.items():
             by_kind[kind] += c
         add(f"<p>{by_kind[SUB]:,} substitutions, {by_kind[DEL]:,} deletions (a character of the truth missing), "
@@ -254,21 +254,21 @@ def write_report(out_dir: str | os.PathLike, recognizer, metrics, predictions, d
             "Letters under each image are the prediction, placed at the image columns that emitted them. "
             '<span class="sub">substituted</span> <span class="del">missing</span> <span class="ins">extra</span>'
             "</p>")
-        images = _gallery_images(recognizer, data_location, [e.name for e in errors])
+        images = _gallery_images(recognizer, data_location, [err.name for err in errors])
         rows_html = []
-        for i, e in enumerate(errors):
-            arr = images.get(e.name)
-            cell = _image_cell(arr, img_dir, f"error_{i:03d}.png", e.truth)
+        for i, err in enumerate(errors):
+            arr = images.get(err.name)
+            cell = _image_cell(arr, img_dir, f"error_{i:03d}.png", err.truth)
             if arr is not None:
-                cell += _marks(recognizer, arr.shape[1], arr.shape[0], e.pred, preds.get(e.name))
+                cell += _marks(recognizer, arr.shape[1], arr.shape[0], err.pred, preds.get(err.name))
                 if i < explain:
-                    fig = _explain_png(recognizer, arr, e.name, img_dir / f"explain_{i:03d}.png")
+                    fig = _explanation_file(recognizer, arr, err.name, img_dir / f"explain_{i:03d}.png")
                     if fig:
                         cell += f' <a href="images/{fig}">what the model sees</a>'
-            conf = "n/a" if e.confidence != e.confidence else f"{e.confidence:.3f}"
-            rows_html.append((cell, f'<span class="ch">{_marked(e.truth, e.pred, "src")}</span>',
-                              f'<span class="ch">{_marked(e.truth, e.pred, "dest")}</span>', conf,
-                              str(e.distance), f'<span class="mono note">{esc(e.name)}</span>'))
+            conf = "n/a" if err.confidence != err.confidence else f"{err.confidence:.3f}"
+            rows_html.append((cell, f'<span class="ch">{_marked(err.truth, err.pred, "src")}</span>',
+                              f'<span class="ch">{_marked(err.truth, err.pred, "dest")}</span>', conf,
+                              str(err.distance), f'<span class="mono note">{esc(err.name)}</span>'))
         add(_table(["image as the model saw it", "truth", "prediction", "confidence", "edits", "file"], rows_html,
                    "gallery"))
 
@@ -318,7 +318,7 @@ def _audit_section(recognizer, data_location, label_pattern: str | None, top: in
 
 def _gallery_images(recognizer, data_location, names: list[str]) -> dict[str, np.ndarray]:
     """The preprocessed image of each named sample; samples that cannot be re-read are left out."""
-    from crnn.data.images import prepare_image
+    from crnn.data.images import preprocess_image
     from crnn.data.sources import open_source
 
     try:
@@ -330,7 +330,7 @@ def _gallery_images(recognizer, data_location, names: list[str]) -> dict[str, np
     for rec in source.records:
         if rec.name in wanted:
             try:
-                out[rec.name] = prepare_image(source.read_bytes(rec), recognizer.preprocess, rec.name)
+                out[rec.name] = preprocess_image(source.read_bytes(rec), recognizer.preprocess, rec.name)
             except CrnnError:
                 pass
     return out
@@ -341,11 +341,8 @@ def _marks(recognizer, width: int, height: int, text: str, pred) -> str:
     frames = tuple(pred.frames) if pred is not None else ()
     if not text or len(frames) != len(text):
         return ""
-    from crnn.insight.visualize import frame_centres
-
-    model = recognizer.model
-    steps = model.output_length(width) if hasattr(model, "output_length") else max(width // 4, 1)
-    centres = frame_centres(model, width, steps)
+    centres = recognizer.frame_centres(width)
+    steps = len(centres)
     spans = []
     for ch, f in zip(text, frames):
         x = centres[min(f, steps - 1)] / max(width, 1) * 100
@@ -354,7 +351,7 @@ def _marks(recognizer, width: int, height: int, text: str, pred) -> str:
     return f'<div class="marks" style="width:{shown:.0f}px">{"".join(spans)}</div>'
 
 
-def _explain_png(recognizer, array: np.ndarray, name: str, path: Path) -> str | None:
+def _explanation_file(recognizer, array: np.ndarray, name: str, path: Path) -> str | None:
     try:
         from crnn.insight.visualize import explain, render_explanation
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crnn.charset import BLANK
 from crnn.errors import ConfigError, CrnnError
 
 BLANK_MARK = "·"
@@ -60,7 +61,7 @@ class Explanation:
     feature_maps: dict[str, np.ndarray] = field(default_factory=dict)   # layer -> (k, H, W), raw activations
     feature_channels: dict[str, list[int]] = field(default_factory=dict)  # layer -> channel index of each map
     mean_maps: dict[str, np.ndarray] = field(default_factory=dict)      # layer -> (H, W) mean over channels
-    layer_shapes: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # layer -> native (C, h, w)
+    layer_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # layer -> native (C, h, w)
     charset: str = ""                      # class i > 0 is charset[i - 1]
     saliency_mode: str = "sequence"
 
@@ -70,7 +71,14 @@ class Explanation:
 
     def class_label(self, index: int) -> str:
         """The character of class ``index``; the blank is shown as ``·``."""
-        return BLANK_MARK if index == 0 else self.charset[index - 1]
+        return BLANK_MARK if index == BLANK else self.charset[index - 1]
+
+    def to_dict(self) -> dict:
+        """What ``crnn visualize --json`` writes: the reading, each character's position, each step's top class."""
+        return {"name": self.name, "text": self.text, "confidence": round(self.confidence, 6),
+                "width": int(self.input.shape[1]), "height": int(self.input.shape[0]),
+                "characters": [{"char": c, "x": round(x, 2), "prob": round(p, 4)} for c, x, p in self.char_positions],
+                "steps": self.alignment()}
 
     def alignment(self) -> list[dict]:
         """Per time step: x position, top class label and probability (JSON-friendly)."""
@@ -118,33 +126,6 @@ def resolve_layers(model, layers: str | Sequence[int | str] | None) -> list[int]
     return sorted(set(out))
 
 
-# ---------------------------------------------------------------------------------------- geometry
-
-
-def frame_centres(model, width: int, steps: int | None = None) -> np.ndarray:
-    """Receptive-field centre (input pixels, pixel ``i`` spanning ``[i, i+1)``) of each time step.
-
-    Walks the conv stack backwards: a max-pool of width ``s`` maps column ``p`` to
-    ``s * p + (s - 1) / 2``; an unpadded ``k``-wide conv shifts it by ``(k - 1) / 2``; a
-    padded 3x3 conv keeps it. For the presets (width pooled by 4) step ``t`` lands on
-    ``4 t + 2``, i.e. ``(t + 0.5) * W / T``. Models without ``blocks`` use that formula.
-    """
-    if steps is None:
-        steps = model.output_length(width) if hasattr(model, "output_length") else max(width // 4, 1)
-    t = np.arange(steps, dtype=np.float64)
-    blocks = getattr(model, "blocks", None)
-    if not blocks:
-        return (t + 0.5) * width / max(steps, 1)
-    p = t
-    for b in reversed(blocks):
-        if b.pool:
-            s = b.pool[1]
-            p = p * s + (s - 1) / 2
-        if b.kernel != 3:
-            p = p + (b.kernel - 1) / 2
-    return np.clip(p + 0.5, 0.0, float(width))
-
-
 # ------------------------------------------------------------------------------------------ explain
 
 
@@ -164,13 +145,12 @@ def _grad_enabled(device):
 def _sequence_log_score(log_probs, indices: Sequence[int]):
     """CTC log-likelihood of ``indices`` under (1, T, C) ``log_probs``: log P(text | image) over all paths."""
     import torch
-    import torch.nn.functional as F
 
-    steps = log_probs.shape[1]
+    from crnn.models.crnn import ctc_loss
+
     targets = torch.tensor(list(indices), dtype=torch.long, device=log_probs.device)
-    nll = F.ctc_loss(log_probs.float().transpose(0, 1), targets, torch.tensor([steps]), torch.tensor([len(indices)]),
-                     blank=0, reduction="sum", zero_infinity=False)
-    return -nll
+    return -ctc_loss(log_probs, torch.tensor([log_probs.shape[1]]), targets, torch.tensor([len(indices)]),
+                     reduction="sum", zero_infinity=False)
 
 
 SALIENCY_MODES = ("sequence", "chars")
@@ -196,7 +176,7 @@ def explain(recognizer, image, layers: str | Sequence[int | str] | None = None, 
     import torch
     import torch.nn.functional as F
 
-    from crnn.data.images import normalize_batch, prepare_image
+    from crnn.data.images import normalize_batch, preprocess_image
     from crnn.decoding.greedy import greedy_decode
 
     if not isinstance(getattr(recognizer, "model", None), torch.nn.Module) or not hasattr(recognizer.model, "cnn"):
@@ -208,7 +188,7 @@ def explain(recognizer, image, layers: str | Sequence[int | str] | None = None, 
         name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
     rec = recognizer
     model = rec.model
-    array = prepare_image(image, rec.preprocess, name)
+    array = preprocess_image(image, rec.preprocess, name)
     batch, _ = normalize_batch([array], rec.preprocess.channels)
     x = torch.from_numpy(batch).to(rec.device)
     h, w = array.shape[:2]
@@ -287,7 +267,7 @@ def explain(recognizer, image, layers: str | Sequence[int | str] | None = None, 
         mean_maps[names[i]] = up.mean(dim=0).cpu().numpy().astype(np.float32)
         shapes[names[i]] = tuple(int(s) for s in f.shape[1:])
 
-    centres = frame_centres(model, w, steps)
+    centres = model.frame_centres(w, steps)
     positions = [(chars[ci - 1], float(centres[f0:f1 + 1].mean()), float(probs[f0:f1 + 1].max()))
                  for ci, f0, f1 in runs]
     return Explanation(
@@ -474,4 +454,4 @@ def explanation_png(recognizer, image, **kwargs) -> bytes:
 
 
 __all__ = ["Explanation", "explain", "figure", "figure_png", "render_explanation", "explanation_png",
-           "frame_centres", "resolve_layers", "layer_names", "default_layers", "BLANK_MARK"]
+           "resolve_layers", "layer_names", "default_layers", "BLANK_MARK"]

@@ -39,8 +39,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def build_session(args):
     """The :class:`~crnn.label.session.LabelSession` the options describe (also used by tests)."""
-    from crnn.backends import load_backend
     from crnn.config import parse_duration
+    from crnn.inference.load import load_recognizer
     from crnn.label.session import LabelSession, SessionSettings, review_items
     from crnn.label.store import LabelStore
 
@@ -66,7 +66,7 @@ def build_session(args):
         store = LabelStore(args.dir, out, args.format)
     settings = SessionSettings(allowed=args.charset, retrain_every=args.retrain_every, retrain_budget_s=budget,
                                retrain_min=args.retrain_min, retrain_set=list(args.set))
-    rec = load_backend(args.model, "torch", args.device)
+    rec = load_recognizer(args.model, "torch", args.device)
     print(f"reading the images with {args.model} ...", file=sys.stderr, flush=True)
     return LabelSession(store, rec, settings, review=review, model_name=args.model)
 

@@ -48,8 +48,8 @@ class Retrainer:
             self.thread.join(timeout)
 
     def _run(self) -> None:
+        from crnn import Recognizer
         from crnn.config import Config, apply_overrides
-        from crnn.recognizer import Recognizer
         from crnn.training.loop import train
 
         s = self.session

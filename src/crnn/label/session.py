@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from crnn.errors import CrnnError
 from crnn.label.store import LABEL_PATTERN, LabelStore
@@ -75,7 +76,7 @@ class LabelSession:
         self.times: deque[float] = deque(maxlen=30)
         self.ids = {item: i for i, item in enumerate(store.items)}
         self.labelled_since_retrain = 0
-        self.retrainer = None
+        self.retrainer: Any = None  # a crnn.label.retrain.Retrainer once a fine-tune was asked for
         self.readings.update(self.read(self._to_read()))
 
     # -- readings ----------------------------------------------------------------------------------------------
@@ -239,7 +240,7 @@ class LabelSession:
             review = self.review is not None
             return {
                 "version": self.version, "mode": "review" if review else "label",
-                "total": len(self.review) if review else len(st.items),
+                "total": len(self.review) if self.review is not None else len(st.items),
                 "labelled": len(self._reviewed()) if review else len(entries),
                 "skipped": len([i for i in st.skipped if not review or i in self.given]),
                 "unreadable": len(self.unreadable), "remaining": len(self.queue()),

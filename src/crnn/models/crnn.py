@@ -5,28 +5,52 @@ map; each column becomes one time step (map-to-sequence: channels x remaining
 height are flattened into the feature vector), a bidirectional RNN reads the
 sequence, and a linear layer gives per-step class log-probabilities for CTC.
 
-Width is pooled by 4 in every preset, so an image of width ``W`` gives about
-``W / 4`` time steps: :meth:`CRNN.output_lengths` computes it exactly, and the
-CTC loss uses each image's own length rather than the padded batch's.
+The model owns its geometry and its loss, so nothing else recomputes them:
+:meth:`CRNN.output_lengths` (each image's own number of time steps, from its real
+width rather than the padded batch's), :meth:`CRNN.frame_centres` (where each step
+looks), :func:`ctc_loss` (the one CTC loss; class ``crnn.charset.BLANK`` is the blank),
+and one :meth:`CRNN.forward` that gives log-probs, and with widths the lengths, and
+with targets the per-sample loss.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple, overload
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from crnn.charset import BLANK
+from crnn.models import geometry
+from crnn.models.geometry import Block
+from crnn.models.presets import RNN_DEFAULTS, preset_blocks
 
-@dataclass(frozen=True)
-class Block:
-    """One conv stage: ``out`` channels, 3x3 (padded) or 2x2 (unpadded, the paper's last layer), BN, ReLU,
-    then an optional max-pool."""
+if TYPE_CHECKING:
+    from crnn.config import ModelConfig
 
-    out: int
-    pool: tuple[int, int] | None = None
-    separable: bool = False
-    kernel: int = 3
+
+class CTCOutput(NamedTuple):
+    """What :meth:`CRNN.forward` returns when given widths."""
+
+    log_probs: torch.Tensor
+    """(B, T, C) float32 log-softmax; class ``BLANK`` is the CTC blank."""
+    lengths: torch.Tensor
+    """(B,) valid time steps of each image."""
+    loss: torch.Tensor | None = None
+    """(B,) CTC negative log-likelihood of each target (``zero_infinity``), when targets were given."""
+
+
+def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
+             reduction: str = "none", zero_infinity: bool = True) -> torch.Tensor:
+    """CTC loss of (B, T, C) log-probs against concatenated ``targets``.
+
+    ``zero_infinity``: an impossible alignment (a label longer than its image's time steps) gives 0, not inf,
+    so one bad sample cannot turn a batch into NaN.
+    """
+    return F.ctc_loss(log_probs.float().transpose(0, 1), targets, lengths, target_lengths, blank=BLANK,
+                      reduction=reduction, zero_infinity=zero_infinity)
 
 
 def _conv_block(cin: int, b: Block) -> nn.Sequential:
@@ -48,15 +72,13 @@ def _conv_block(cin: int, b: Block) -> nn.Sequential:
 
 
 class CRNN(nn.Module):
-    """Conv stack -> columns -> bidirectional RNN -> linear -> log-softmax.
-
-    ``forward`` returns log-probabilities of shape (B, T, num_classes).
-    """
+    """Conv stack -> columns -> bidirectional RNN -> linear -> log-softmax."""
 
     def __init__(self, blocks: list[Block], num_classes: int, in_channels: int = 1, height: int = 32,
                  rnn_type: str = "GRU", rnn_layers: int = 2, rnn_hidden: int = 128, dropout: float = 0.1):
         super().__init__()
         self.blocks = list(blocks)
+        self.width_steps = geometry.width_steps(self.blocks)
         stages, cin, h = [], in_channels, height
         for b in blocks:
             stages.append(_conv_block(cin, b))
@@ -77,26 +99,61 @@ class CRNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(2 * rnn_hidden, num_classes)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The conv feature map (B, C', h, T)."""
-        return self.cnn(x)
+    @overload
+    def forward(self, images: torch.Tensor) -> torch.Tensor: ...
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.cnn(x)
+    @overload
+    def forward(self, images: torch.Tensor, widths: torch.Tensor, targets: torch.Tensor | None = None,
+                target_lengths: torch.Tensor | None = None) -> CTCOutput: ...
+
+    def forward(self, images, widths=None, targets=None, target_lengths=None):
+        """(B, C, H, W) images -> (B, T, C) log-probs; with ``widths`` (B,) a :class:`CTCOutput` with each
+        image's lengths, and with ``targets`` / ``target_lengths`` each sample's CTC loss too.
+
+        The images-only form is what exports trace; training calls the full form through DDP's wrapper,
+        so the loss is part of the wrapped forward.
+        """
+        f = self.cnn(images)
         b, c, h, t = f.shape
         seq = f.permute(0, 3, 1, 2).reshape(b, t, c * h)
         seq, _ = self.rnn(seq)
-        return torch.log_softmax(self.fc(self.dropout(seq)).float(), dim=-1)
+        log_probs = torch.log_softmax(self.fc(self.dropout(seq)).float(), dim=-1)
+        if widths is None:
+            return log_probs
+        lengths = self.output_lengths(widths)
+        if targets is None:
+            return CTCOutput(log_probs, lengths)
+        lengths = lengths.clamp(max=log_probs.shape[1])
+        return CTCOutput(log_probs, lengths, ctc_loss(log_probs, lengths, targets, target_lengths))
 
     def output_lengths(self, widths: torch.Tensor) -> torch.Tensor:
         """Time steps produced for images of the given widths (before batch padding)."""
-        w = widths.clone()
-        for b in self.blocks:
-            if b.kernel != 3:
-                w = w - (b.kernel - 1)
-            if b.pool:
-                w = torch.div(w, b.pool[1], rounding_mode="floor")
-        return w.clamp(min=1)
+        return geometry.output_lengths(widths, self.width_steps)
 
     def output_length(self, width: int) -> int:
-        return int(self.output_lengths(torch.tensor([width]))[0])
+        return geometry.output_length(width, self.width_steps)
+
+    def frame_centres(self, width: int, count: int | None = None) -> np.ndarray:
+        """Receptive-field centre, in input pixels, of each time step of an image ``width`` pixels wide."""
+        return geometry.frame_centres(width, self.width_steps, count)
+
+
+def build_model(cfg: ModelConfig, num_classes: int, in_channels: int = 1, height: int = 32) -> CRNN:
+    """Build the CRNN described by ``cfg``; RNN settings left unset are the preset's (:data:`RNN_DEFAULTS`).
+
+    >>> from crnn.config import ModelConfig
+    >>> m = build_model(ModelConfig(arch="paper"), num_classes=37)
+    >>> type(m.rnn).__name__, m.rnn.hidden_size
+    ('LSTM', 256)
+    """
+    blocks = preset_blocks(cfg.arch, cfg.channels)
+    rnn = dict(RNN_DEFAULTS[cfg.arch])
+    for key in rnn:
+        if getattr(cfg, key) is not None:
+            rnn[key] = getattr(cfg, key)
+    return CRNN(blocks, num_classes, in_channels, height, str(rnn["rnn_type"]), int(rnn["rnn_layers"]),
+                int(rnn["rnn_hidden"]), cfg.dropout)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -8,7 +8,7 @@ Importing :mod:`crnn.serve` is cheap; FastAPI is loaded with :mod:`crnn.serve.ap
 
 from __future__ import annotations
 
-__all__ = ["create_app", "ServeSettings", "MicroBatcher", "load_backend"]
+__all__ = ["create_app", "ServeSettings", "MicroBatcher", "load_recognizer"]
 
 
 def __getattr__(name: str):
@@ -20,8 +20,8 @@ def __getattr__(name: str):
         from crnn.serve.batching import MicroBatcher
 
         return MicroBatcher
-    if name == "load_backend":
-        from crnn.backends import load_backend
+    if name == "load_recognizer":
+        from crnn.inference.load import load_recognizer
 
-        return load_backend
+        return load_recognizer
     raise AttributeError(f"module 'crnn.serve' has no attribute {name!r}")

@@ -43,7 +43,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crnn import __version__
-from crnn.data.images import load_image, prepare_image
+from crnn.data.images import load_image, preprocess_image
 from crnn.errors import CrnnError, DataError
 from crnn.serve.batching import MicroBatcher
 from crnn.serve.page import PAGE_HTML
@@ -135,7 +135,7 @@ def _request_body_schema() -> dict[str, Any]:
     }}}
 
 
-_ERRORS = {s: {"model": ErrorBody} for s in (400, 413, 415, 422)}
+_ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in (400, 413, 415, 422)}
 
 
 # -- request parsing ------------------------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ async def _read_multipart(request: Request, s: ServeSettings) -> list[tuple[str,
                            ) from None
         raise ApiError(400, "bad_multipart", f"malformed multipart body: {e.detail}") from None
     try:
-        blobs = []
+        blobs: list[tuple[str, bytes]] = []
         for key, value in form.multi_items():
             if not isinstance(value, UploadFile):
                 continue
@@ -235,7 +235,7 @@ def check_and_prepare(blobs: Sequence[tuple[str, bytes]], pre, s: ServeSettings)
             raise ApiError(413, "image_too_large", f"{label}: {w}x{h} = {w * h:,} pixels; the limit is "
                                                    f"{s.max_pixels:,}", i)
         try:
-            arrays.append(prepare_image(data, pre, label))
+            arrays.append(preprocess_image(data, pre, label))
         except DataError as e:
             raise ApiError(422, "bad_image", str(e), i) from None
     return arrays
@@ -310,14 +310,14 @@ class BodyLimitMiddleware:
         await err.response()(scope, receive, send)
 
 
-def explain_png(recognizer, image) -> bytes:
+def explanation_png(recognizer, image) -> bytes:
     """``crnn.insight.visualize.explanation_png``, imported on first use (matplotlib is slow to import)."""
     try:
-        from crnn.insight.visualize import explanation_png
+        from crnn.insight.visualize import explanation_png as draw
     except ImportError as e:
         raise ApiError(501, "not_available", f"alignment figures are not available in this installation ({e})"
                        ) from None
-    return explanation_png(recognizer, image)
+    return draw(recognizer, image)
 
 
 # -- the app --------------------------------------------------------------------------------------------------------
@@ -412,7 +412,10 @@ def create_app(recognizer, settings: ServeSettings | None = None) -> FastAPI:
             "batch": {"images": timing.batch_images, "requests": timing.batch_requests},
         }
 
-    @app.post("/v1/explain", responses={200: {"content": {"image/png": {}}}, 501: {"model": ErrorBody}, **_ERRORS},
+    explain_responses: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}},
+                                                          501: {"model": ErrorBody}, **_ERRORS}
+
+    @app.post("/v1/explain", responses=explain_responses,
               openapi_extra=_request_body_schema(), response_class=Response,
               summary="PNG figure: the image, per-frame predictions and the text's alignment")
     async def explain(request: Request):
@@ -425,7 +428,7 @@ def create_app(recognizer, settings: ServeSettings | None = None) -> FastAPI:
         await run_in_threadpool(check_and_prepare, blobs, pre, s)  # same limits and errors as /v1/recognize
         image = await run_in_threadpool(load_image, blobs[0][1], blobs[0][0], pre.max_pixels)
         loop = asyncio.get_running_loop()
-        png = await loop.run_in_executor(batcher.executor, explain_png, recognizer, image)
+        png = await loop.run_in_executor(batcher.executor, explanation_png, recognizer, image)
         return Response(png, media_type="image/png")
 
     return app

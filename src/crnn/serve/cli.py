@@ -8,8 +8,8 @@ import math
 import socket
 import sys
 
-from crnn.backends import load_backend
 from crnn.errors import CrnnError
+from crnn.inference.load import load_recognizer
 
 
 def cmd_serve(args) -> int:
@@ -25,7 +25,7 @@ def cmd_serve(args) -> int:
         if not (math.isfinite(value) and value > 0 or flag == "max_wait_ms" and value == 0):
             raise CrnnError(f"--{flag.replace('_', '-')} must be a positive number of seconds/MB/ms, got {value}")
     sock = listen(args.host, args.port)  # before loading the model: a busy port is known in a second
-    rec = load_backend(args.model, args.backend, args.device, args.threads)
+    rec = load_recognizer(args.model, args.backend, args.device, args.threads)
     settings = ServeSettings(max_request_bytes=int(args.max_request_mb * 1024 * 1024), max_images=args.max_images,
                              max_pixels=args.max_pixels, max_side=args.max_side, max_batch_images=args.max_batch,
                              max_wait_ms=args.max_wait_ms, beam=args.beam, lexicon=args.lexicon,

@@ -36,7 +36,8 @@ from crnn.synth.generate import (
     synthesize,
 )
 from crnn.synth.render import render
-from crnn.synth.text import DEFAULT_PATTERNS, RegexGenerator, TextSampler, default_words
+from crnn.synth.sampler import TextSampler
+from crnn.synth.text import DEFAULT_PATTERNS, RegexGenerator, default_words
 
 __all__ = [
     "DEFAULT_PATTERNS",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,6 @@ from typing import Any
 from crnn.errors import ConfigError
 from crnn.synth.fonts import DEFAULT_EXCLUDE
 from crnn.synth.text import DEFAULT_PATTERNS, RegexGenerator, parse_text_spec
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -317,18 +311,16 @@ def config_from_dict(
 
 
 def load_synth_config(path: str | os.PathLike) -> SynthConfig:
-    """Read a TOML synth config: keys at the top level, or under a ``[synth]`` table.
+    """Read a TOML (or YAML) synth config: keys at the top level, or under a ``[synth]`` table.
 
     Relative paths in ``fonts`` and ``text`` are relative to the config file.
     """
+    from crnn.config import read_table
+
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read synth config ({e.strerror or e})") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: not valid TOML ({e})") from e
+    data = read_table(p)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a synth config must be a table of settings")
     if isinstance(data.get("synth"), dict):
         data = data["synth"]
     return config_from_dict(data, base_dir=p.parent, where=str(p))

@@ -23,11 +23,12 @@ import numpy as np
 from PIL import Image
 
 from crnn.errors import ConfigError, DataError
-from crnn.fileio import check_output_parent
+from crnn.fileio import check_output_parent, replace_folder
 from crnn.synth.config import SynthConfig
 from crnn.synth.fonts import covers, draws_all, font_family, list_fonts, load_font, split_fonts
 from crnn.synth.render import render
-from crnn.synth.text import TextSampler, clean_text, renderable
+from crnn.synth.sampler import TextSampler
+from crnn.synth.text import clean_text, renderable
 
 MAX_TEXT_TRIES = 200
 """Texts drawn before giving up on finding one that fits the charset and some font."""
@@ -253,14 +254,7 @@ def synthesize(
                 (tmp / name).write_bytes(png)
                 labels.write(f"{name}\t{label}\n")
                 tick(n)
-        if out.exists():
-            old = out.with_name(out.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -65,7 +65,7 @@ def _glyph(ch: str, font: ImageFont.FreeTypeFont, rng: np.random.Generator, cfg:
 
 def glyph_mask(text: str, font: ImageFont.FreeTypeFont, rng: np.random.Generator, cfg: SynthConfig) -> Image.Image:
     """An ink mask ("L", 255 = ink) of ``text``, tightly cropped, with clutter drawn across it."""
-    size = font.size
+    size: int = font.size  # type: ignore[assignment]  # an int for the fonts load_font opens
     # only configs that ask for squashed glyphs draw for it, so other datasets keep their bytes
     squash = cfg.glyph_squash > 0 and rng.random() < cfg.glyph_squash
     glyphs = [None if ch == " " else _glyph(ch, font, rng, cfg, squash) for ch in text]

@@ -53,7 +53,7 @@ def any_true(flag: bool, ctx: DistContext) -> bool:
     """True on every rank if it is true on any (so all ranks stop at the same step)."""
     if not ctx.distributed:
         return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=_comm_device())
+    t = torch.tensor([1.0 if flag else 0.0], device=comm_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
 
@@ -63,7 +63,7 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def _comm_device() -> torch.device:
+def comm_device() -> torch.device:
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")

@@ -27,8 +27,8 @@ class EMA:
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for e, p in zip(self.module.parameters(), model.parameters()):
             e.lerp_(p.detach(), 1 - d)
-        for e, b in zip(self.module.buffers(), model.buffers()):
-            e.copy_(b)
+        for eb, b in zip(self.module.buffers(), model.buffers()):
+            eb.copy_(b)
 
     def state_dict(self) -> dict:
         return {"updates": self.updates, "model": self.module.state_dict()}

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from rapidfuzz.distance import Levenshtein
 
+from crnn.charset import BLANK
+
 STARTED_CER = 0.7
 """Batch CER at which learning counts as started: well off the plateau's 1.0 (all blanks), long before
 any word is right, so the annealing begins as soon as the model has found the characters."""
@@ -24,14 +26,14 @@ any word is right, so the annealing begins as soon as the model has found the ch
 
 def batch_cer(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
               target_lengths: torch.Tensor) -> float:
-    """Greedy CER of a training batch: (B, T, C) log-probs, (B,) lengths, concatenated targets (blank = 0)."""
+    """Greedy CER of a training batch: (B, T, C) log-probs, (B,) lengths, concatenated targets."""
     best = log_probs.detach().argmax(-1).cpu()
     lengths, target_lengths, targets = lengths.cpu(), target_lengths.cpu(), targets.cpu()
     edits = chars = 0
     offset = 0
     for b in range(best.shape[0]):
         path = best[b, : int(lengths[b])].tolist()
-        pred = [c for i, c in enumerate(path) if c != 0 and (i == 0 or c != path[i - 1])]
+        pred = [c for i, c in enumerate(path) if c != BLANK and (i == 0 or c != path[i - 1])]
         n = int(target_lengths[b])
         truth = targets[offset: offset + n].tolist()
         offset += n

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from crnn.errors import ModelFileError
 
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).parent.parent / "assets"
 PREFIX = "builtin:"
 
 

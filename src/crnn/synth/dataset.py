@@ -9,7 +9,8 @@ is concatenated, and every epoch draws ``epoch_size`` fresh synthetic samples.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+import os
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,11 +23,11 @@ from crnn.errors import CrnnError
 PREFIX = "synth:"
 
 
-def is_synth(location: str | Path) -> bool:
+def is_synth(location: str | os.PathLike) -> bool:
     return str(location).startswith(PREFIX)
 
 
-def load_synth(location: str, pre: Preprocess, charset: str | None):
+def load_synth(location: str | os.PathLike, pre: Preprocess, charset: str | None):
     """The synth config named by ``synth:PATH``, with height/channels/charset made to fit the model."""
     from crnn.synth import SynthConfig, load_synth_config
 
@@ -35,7 +36,7 @@ def load_synth(location: str, pre: Preprocess, charset: str | None):
         cfg = load_synth_config(path) if path else SynthConfig()
     except (OSError, ValueError) as e:
         raise CrnnError(f"{path}: cannot use synth config ({e})") from None
-    changes = {"height": pre.height, "channels": pre.channels}
+    changes: dict[str, Any] = {"height": pre.height, "channels": pre.channels}
     if charset:
         changes["charset"] = charset
     return dataclasses.replace(cfg, **changes)

@@ -21,7 +21,6 @@ width are dynamic.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,78 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from crnn.charset import Charset
-from crnn.data.images import Preprocess
 from crnn.errors import CrnnError, ModelFileError
-from crnn.predictor import BasePredictor, Prediction, width_batches  # noqa: F401  (re-exported)
-
-METADATA_KEY = "crnn_ocr"
-"""The ``metadata_props`` key (ONNX) / extra file stem (TorchScript) holding the JSON metadata."""
-EXPORT_FORMAT = "crnn-ocr-export"
-EXPORT_VERSION = 1
-INPUT_NAMES = ("images", "widths")
-OUTPUT_NAMES = ("log_probs", "lengths")
-
-
-def output_lengths(widths: np.ndarray, width_steps: Sequence[Sequence[int]]) -> np.ndarray:
-    """Time steps for images of the given widths: ``width_steps`` is the metadata's list of
-    ``[subtract, divide]`` pairs, one per conv stage (``CRNN.output_lengths`` in NumPy)."""
-    w = np.asarray(widths, dtype=np.int64).copy()
-    for sub, div in width_steps:
-        w = w - int(sub)
-        if int(div) > 1:
-            w = np.floor_divide(w, int(div))
-    return np.maximum(w, 1)
-
-
-def parse_metadata(text: str | bytes | None, name: str) -> dict[str, Any]:
-    """Decode and check the JSON metadata of an exported model."""
-    if text is None:
-        raise ModelFileError(f"{name}: no '{METADATA_KEY}' metadata: not a model exported by `crnn export`")
-    try:
-        meta = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{name}: its '{METADATA_KEY}' metadata is not valid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
-        raise ModelFileError(f"{name}: metadata is not from `crnn export` (no '{EXPORT_FORMAT}' marker)")
-    version = meta.get("version")
-    if not isinstance(version, int) or version > EXPORT_VERSION:
-        raise ModelFileError(f"{name}: export format version {version} is newer than this toolkit understands "
-                             f"({EXPORT_VERSION}); upgrade crnn-ocr")
-    for key in ("charset", "preprocess", "width_steps", "num_classes"):
-        if key not in meta:
-            raise ModelFileError(f"{name}: export metadata is missing '{key}'")
-    if meta["num_classes"] != len(meta["charset"]) + 1:
-        raise ModelFileError(f"{name}: charset has {len(meta['charset'])} characters but the model has "
-                             f"{meta['num_classes']} classes (expected charset + blank)")
-    return meta
-
-
-class ExportedRecognizer(BasePredictor):
-    """Preprocessing, batching and decoding around an exported network; subclasses run the network.
-
-    Same ``prepare`` / ``predict`` / ``log_probs`` API as :class:`crnn.Recognizer`.
-    """
-
-    backend = "exported"
-
-    def __init__(self, metadata: dict[str, Any], name: str = "model"):
-        self.metadata = metadata
-        self.charset = Charset(metadata["charset"])
-        self.preprocess = Preprocess.from_dict(metadata["preprocess"])
-        self.config: dict[str, Any] = metadata.get("config", {})
-        self.meta: dict[str, Any] = metadata.get("meta", {})
-        self.width_steps = [tuple(s) for s in metadata["width_steps"]]
-        self.name = name
-
-    # -- subclasses -------------------------------------------------------------------------------
-    def _forward(self, batch: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(B, C, H, W) float32 and (B,) int64 -> log-probs (B, T, C) float32 and lengths (B,)."""
-        raise NotImplementedError
-
-    # -- shared -----------------------------------------------------------------------------------
-    def output_lengths(self, widths: np.ndarray) -> np.ndarray:
-        return output_lengths(widths, self.width_steps)
+from crnn.inference.exported import METADATA_KEY, ExportedRecognizer, parse_metadata
+from crnn.models.geometry import output_lengths
 
 
 def _import_onnxruntime():
@@ -118,6 +48,15 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return parse_metadata(sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY), str(path))
 
 
+def session_options(ort, threads: int | None):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads or 0)  # 0: ONNX Runtime's default (one per physical core)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    return opts
+
+
 def _session(ort, path: Path, threads: int | None, providers: Sequence[str] | None = None):
     if str(path).startswith("builtin:"):
         raise ModelFileError(f"{path}: built-in models are PyTorch checkpoints; export one first: "
@@ -126,11 +65,7 @@ def _session(ort, path: Path, threads: int | None, providers: Sequence[str] | No
         raise ModelFileError(f"{path}: model file not found")
     if path.is_dir():
         raise ModelFileError(f"{path}: is a folder; give an .onnx file")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads or 0)  # 0: ONNX Runtime's default (one per physical core)
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.log_severity_level = 3
+    opts = session_options(ort, threads)
     try:
         return ort.InferenceSession(str(path), sess_options=opts,
                                     providers=list(providers or ["CPUExecutionProvider"]))
@@ -169,6 +104,15 @@ class OnnxRecognizer(ExportedRecognizer):
         meta = parse_metadata(sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY), str(path))
         return cls(sess, meta, str(path))
 
+    @classmethod
+    def from_bytes(cls, model: bytes, metadata: dict[str, Any], name: str = "model",
+                   threads: int | None = None) -> OnnxRecognizer:
+        """A session over an ONNX graph held in memory (a PyTorch :class:`~crnn.Recognizer`'s fast path)."""
+        ort = _import_onnxruntime()
+        sess = ort.InferenceSession(model, sess_options=session_options(ort, threads),
+                                    providers=["CPUExecutionProvider"])
+        return cls(sess, metadata, name)
+
     def _forward(self, batch: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feed = {"images": batch}
         if self._feed_widths:
@@ -177,5 +121,5 @@ class OnnxRecognizer(ExportedRecognizer):
         lp = np.asarray(outs.get("log_probs", next(iter(outs.values()))), dtype=np.float32)
         lengths = outs.get("lengths")
         if lengths is None:
-            lengths = self.output_lengths(widths)
+            lengths = output_lengths(widths, self.width_steps)
         return lp, np.minimum(np.asarray(lengths, dtype=np.int64), lp.shape[1])

@@ -145,7 +145,7 @@ def model_from_checkpoint(ckpt: dict[str, Any], name: str = "model"):
     from crnn.config import Config
     from crnn.data.images import Preprocess
     from crnn.errors import ConfigError
-    from crnn.models import build_model
+    from crnn.models.crnn import build_model
 
     try:
         cfg = Config.from_dict(ckpt["config"])

@@ -2,8 +2,9 @@
 
 Torch-free on purpose: ``crnn predict --backend onnx`` and the ONNX service import
 this, not torch. A backend only supplies ``_forward(batch, widths) -> (log_probs,
-lengths)``; preprocessing, width-bucketed batching, decoding and the result type
-live here once, so all backends read the same images the same way.
+lengths)`` and its model's ``width_steps`` (:mod:`crnn.models.geometry`); preprocessing,
+width-bucketed batching, decoding, evaluation and the result type live here once, so all
+backends read the same images the same way.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from crnn.charset import Charset
-from crnn.data.images import ImageLike, Preprocess, normalize_batch, prepare_image
+from crnn.data.images import ImageLike, Preprocess, normalize_batch, preprocess_image
 from crnn.data.sources import open_source
 from crnn.data.validate import Report, check_samples
 from crnn.decoding.greedy import greedy_decode
 from crnn.decoding.types import DecodeResult
 from crnn.errors import CrnnError, DataError
 from crnn.metrics import TextMetrics
+from crnn.models.geometry import WidthSteps, frame_centres
 
 Forward = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 """(B, C, H, W) float32 batch and (B,) widths -> (B, T, C) log-probs and (B,) output lengths."""
@@ -42,6 +45,25 @@ class Prediction:
         if self.error:
             d["error"] = self.error
         return d
+
+
+class Evaluation(NamedTuple):
+    """What :meth:`BasePredictor.evaluate` returns (unpacks as ``metrics, report, predictions``)."""
+
+    metrics: TextMetrics
+    report: Report
+    """The samples that could not be read, and label characters outside the model's charset."""
+    predictions: list[Prediction]
+
+    def summary(self, worst: int = 10) -> dict:
+        """The JSON summary of ``crnn eval --json``: the metrics, what was skipped and why, and label
+        characters the model cannot output."""
+        out = self.metrics.summary(worst=worst)
+        out["skipped"] = len(self.report.skipped)
+        out["skipped_by_reason"] = dict(self.report.reasons())
+        if self.report.unknown_chars:
+            out["labels_with_chars_outside_model_charset"] = dict(self.report.unknown_chars)
+        return out
 
 
 def width_batches(widths: Sequence[int] | np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -90,9 +112,15 @@ class BasePredictor:
     charset: Charset
     preprocess: Preprocess
     name: str
+    width_steps: WidthSteps
+    """How the network maps an image's width to time steps (``(subtract, divide)`` per conv stage)."""
 
     def _forward(self, batch: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def frame_centres(self, width: int) -> np.ndarray:
+        """Receptive-field centre, in input pixels, of each time step of a preprocessed image ``width`` wide."""
+        return frame_centres(width, self.width_steps)
 
     @property
     def trained_label_pattern(self) -> str | None:
@@ -102,7 +130,7 @@ class BasePredictor:
         data = cfg.get("data", {}) if isinstance(cfg, dict) else vars(getattr(cfg, "data", None) or {})
         return data.get("label_pattern") if isinstance(data, dict) else None
 
-    def prepare(self, images: Sequence[ImageLike], names: Sequence[str] | None = None,
+    def preprocess_images(self, images: Sequence[ImageLike], names: Sequence[str] | None = None,
                 on_error: str = "raise") -> tuple[list[np.ndarray | None], list[str | None]]:
         """Preprocess images exactly as in training; returns arrays and, per image, an error or None."""
         arrays: list[np.ndarray | None] = []
@@ -110,7 +138,7 @@ class BasePredictor:
         for i, img in enumerate(images):
             name = names[i] if names else None
             try:
-                arrays.append(prepare_image(img, self.preprocess, name))
+                arrays.append(preprocess_image(img, self.preprocess, name))
                 errors.append(None)
             except DataError as e:
                 if on_error == "raise":
@@ -134,11 +162,11 @@ class BasePredictor:
         """
         if isinstance(images, (str, os.PathLike, bytes, np.ndarray)) or hasattr(images, "getpixel"):
             images = [images]  # type: ignore[list-item]
-        images = list(images)  # type: ignore[arg-type]
+        images = list(images)
         if names is None:
             names = [str(x) if isinstance(x, (str, os.PathLike)) else f"image{i}" for i, x in enumerate(images)]
         decoder = make_decoder(self.charset, beam, lexicon)
-        arrays, errors = self.prepare(images, names, on_error)
+        arrays, errors = self.preprocess_images(images, names, on_error)
         ok = [i for i, a in enumerate(arrays) if a is not None]
         results, _ = self.run_arrays([arrays[i] for i in ok], batch_size, decoder)  # type: ignore[misc]
         out = [Prediction("", 0.0, names[i], error=errors[i]) for i in range(len(images))]
@@ -147,7 +175,7 @@ class BasePredictor:
         return out
 
     def evaluate(self, data: str | os.PathLike, batch_size: int = 64, label_pattern: str | None = None,
-                 beam: int = 0, lexicon=None) -> tuple[TextMetrics, Report, list[Prediction]]:
+                 beam: int = 0, lexicon=None) -> Evaluation:
         """Score the model on a folder, labels file or LMDB; unreadable samples are skipped and reported.
 
         ``label_pattern`` defaults to the one the model was trained with (:attr:`trained_label_pattern`).
@@ -170,10 +198,10 @@ class BasePredictor:
         metrics = TextMetrics()
         metrics.update([c.label for c in checked], [p.text for p in preds], [p.name for p in preds],
                        [p.confidence for p in preds])
-        return metrics, report, preds
+        return Evaluation(metrics, report, preds)
 
     def log_probs(self, images: Sequence[ImageLike]) -> list[np.ndarray]:
         """Per-image (T, C) log-probabilities, for decoders and visualisation."""
-        arrays, _ = self.prepare(list(images))
+        arrays, _ = self.preprocess_images(list(images))
         _, lps = self.run_arrays(arrays, keep_log_probs=True)  # type: ignore[arg-type]
         return lps  # type: ignore[return-value]

@@ -1,0 +1,120 @@
+"""Fine-tuning (``--init MODEL``): what is taken from the init model, and how its weights are carried over.
+
+The init model's architecture and preprocessing win: of the user's own settings only ``data.height``
+(within what the conv stack maps to the same feature size) and ``model.dropout`` may differ, and any
+other ``model.*`` key that differs is an error rather than silently ignored. The charset keeps the init
+model's characters by default (``data.init_charset``), and the output layer's rows follow the characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from crnn.charset import BLANK, Charset
+from crnn.checkpoint import load_checkpoint
+from crnn.config import Config, ModelConfig
+from crnn.data.images import Preprocess
+from crnn.errors import ConfigError, CrnnError
+from crnn.inference.zoo import resolve_model_path
+from crnn.models.presets import PRESETS
+
+FINE_TUNE_MAY_CHANGE = frozenset({"data.height", "model.dropout"})
+"""What a fine-tune may set differently from its --init model; every other model key is its architecture."""
+
+
+@dataclass
+class InitModel:
+    """The ``--init`` checkpoint a run starts from."""
+
+    weights: dict[str, torch.Tensor]
+    charset: Charset
+    preprocess: Preprocess
+
+
+def _arch_value(model_cfg: ModelConfig, name: str) -> Any:
+    """A model setting as the network sees it: a preset's own channel list written out equals ``None``,
+    and an RNN field left unset is the preset's."""
+    value = getattr(model_cfg.resolved(), name)
+    if name == "channels" and value is None and model_cfg.arch in PRESETS:
+        return [b.out for b in PRESETS[model_cfg.arch]]
+    if name == "rnn_type":
+        return str(value).upper()
+    return value
+
+
+def apply_init(cfg: Config, init: str, explicit: set[str], say: Callable[[str], None]) -> InitModel:
+    """Load the init model and make ``cfg`` describe its network and preprocessing (in place)."""
+    ckpt = load_checkpoint(resolve_model_path(init))
+    init_cfg = Config.from_dict(ckpt["config"])
+    asked = cfg.model
+    for key in sorted(k for k in explicit if k.startswith("model.") and k not in FINE_TUNE_MAY_CHANGE):
+        mine, theirs = getattr(asked, key[6:]), getattr(init_cfg.model, key[6:])
+        if _arch_value(asked, key[6:]) != _arch_value(init_cfg.model, key[6:]):
+            raise ConfigError(f"{key}={mine!r} differs from the --init model's {theirs!r}: fine-tuning keeps "
+                              "the init model's architecture (drop the setting, or train without --init)")
+    cfg.model = init_cfg.model.resolved()
+    if "model.dropout" in explicit:
+        cfg.model.dropout = asked.dropout
+    pre = Preprocess.from_dict(ckpt["preprocess"])
+    if "data.height" in explicit and cfg.data.height != pre.height:
+        say(f"fine-tuning at height {cfg.data.height} (the init model was trained at {pre.height})")
+    else:
+        cfg.data.height = pre.height
+    cfg.data.channels = pre.channels
+    cfg.data.min_width = pre.min_width
+    return InitModel(ckpt["model"], Charset(ckpt["charset"]), pre)
+
+
+def fine_tune_charset(labels: Charset, init: Charset, mode: str, say: Callable[[str], None]) -> Charset:
+    """The charset of a fine-tune: the init model's plus the labels' new characters (``keep``), or only the
+    labels' (``restrict``); says exactly what was kept, added and dropped."""
+    added = "".join(c for c in labels.chars if c not in init)
+    if mode == "keep":
+        charset = Charset(init.chars + added)
+        dropped = ""
+    else:
+        charset = labels
+        dropped = "".join(c for c in init.chars if c not in labels)
+    kept = len(init) - len(dropped)
+    say(f"fine-tuning charset ({len(charset)} characters): kept {kept} of the init model's {len(init)}"
+        + (f", added {len(added)} from the training labels {added!r}" if added else ", added none")
+        + (f", dropped {len(dropped)} {dropped!r} (data.init_charset=restrict)" if dropped else
+           ", dropped none" + (" (data.init_charset=keep; restrict to read only the labels' characters)"
+                               if mode == "keep" and len(charset) > len(labels) else "")))
+    return charset
+
+
+def transfer_weights(model: torch.nn.Module, init: InitModel, charset: Charset, height: int,
+                     say: Callable[[str], None]) -> None:
+    """Load the init weights into ``model`` (built for input ``height``); rows of the output layer follow the
+    characters both charsets share."""
+    height_note = (f"; its weights do not fit data.height={height}, leave data.height unset to use "
+                   f"its {init.preprocess.height}" if height != init.preprocess.height else "")
+    own = model.state_dict()
+    skipped = []
+    for k, v in init.weights.items():
+        if k in own and own[k].shape == v.shape and not k.startswith("fc."):
+            own[k] = v
+        elif not k.startswith("fc."):
+            skipped.append(k)
+    if skipped:
+        raise CrnnError(f"--init model has a different architecture (first mismatch: {skipped[0]}){height_note}")
+    shared = [c for c in charset.chars if c in init.charset]
+    for k in ("fc.weight", "fc.bias"):
+        src = init.weights[k]
+        dst = own[k].clone()
+        dst[BLANK] = src[BLANK]
+        for c in shared:
+            dst[charset.index(c)] = src[init.charset.index(c)]
+        own[k] = dst
+    model.load_state_dict(own)
+    if charset != init.charset:
+        new = [c for c in charset.chars if c not in init.charset]
+        say(f"fine-tuning: output layer rebuilt for the new charset: the rows of the {len(shared)} characters "
+            f"it shares with the init model are copied{f', {len(new)} new rows start fresh' if new else ''}; "
+            "all other layers kept")
+
