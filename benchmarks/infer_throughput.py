@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from printed_words import build_test_set, onnx_twin, run_tesseract  # noqa: E402
+from peers import onnx_twin, run_tesseract  # noqa: E402
+from printed_words import build_test_set  # noqa: E402
 
 
 def bench(rec, paths: list[Path], batch: int) -> dict:

@@ -32,9 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +41,9 @@ import numpy as np
 from PIL import Image
 
 from crnn.metrics import TextMetrics
+
+sys.path.insert(0, str(Path(__file__).parent))
+from peers import onnx_twin, run_tesseract  # noqa: E402
 
 
 def build_test_set(out: Path, count: int, seed: int) -> list[tuple[Path, str]]:
@@ -108,16 +108,6 @@ def unseen_family_mask(out: Path, count: int) -> list[bool] | None:
     return [f not in trained for f in families[:count]]
 
 
-def onnx_twin(rec, folder: Path):
-    """``rec`` exported to ``folder/model.onnx`` and loaded with ONNX Runtime on one thread."""
-    from crnn.export.onnx import export_onnx
-    from crnn.inference.onnx import OnnxRecognizer
-
-    path = folder / "model.onnx"
-    export_onnx(rec, path)
-    return OnnxRecognizer.load(path, threads=1)
-
-
 def run_ours(model: str, samples, batch: int, backend: str = "torch") -> tuple[list[str], float]:
     """Our model through ``Recognizer.predict`` (PyTorch) or the exported ONNX file (ONNX Runtime), 1 thread."""
     import torch
@@ -125,7 +115,7 @@ def run_ours(model: str, samples, batch: int, backend: str = "torch") -> tuple[l
     from crnn import Recognizer
 
     torch.set_num_threads(1)
-    rec = Recognizer.load(model)
+    rec = Recognizer.load(model, runtime="torch")
     with tempfile.TemporaryDirectory() as tmp:
         if backend == "onnx":
             rec = onnx_twin(rec, Path(tmp))
@@ -134,37 +124,6 @@ def run_ours(model: str, samples, batch: int, backend: str = "torch") -> tuple[l
         t0 = time.perf_counter()
         preds = rec.predict(paths, batch_size=batch)
         return [p.text for p in preds], len(paths) / (time.perf_counter() - t0)
-
-
-def run_tesseract(samples, scale: int = 1) -> tuple[list[str], float]:
-    exe = shutil.which("tesseract")
-    if exe is None:
-        raise SystemExit("tesseract not found: apt-get install tesseract-ocr tesseract-ocr-eng")
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for i, (p, _) in enumerate(samples):
-            if scale != 1:
-                img = Image.open(p)
-                q = Path(tmp) / f"{i:05d}.png"
-                img.resize((img.width * scale, img.height * scale), Image.Resampling.BICUBIC).save(q)
-                paths.append(str(q))
-            else:
-                paths.append(str(p))
-        lst = Path(tmp) / "list.txt"
-        lst.write_text("\n".join(paths[:1]) + "\n")
-        env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-        t0 = time.perf_counter()
-        subprocess.run([exe, str(lst), str(Path(tmp) / "warm"), "--psm", "7"], env=env, capture_output=True)
-        startup = time.perf_counter() - t0
-        lst.write_text("\n".join(paths) + "\n")
-        t0 = time.perf_counter()
-        subprocess.run([exe, str(lst), str(Path(tmp) / "out"), "--psm", "7"], env=env, capture_output=True,
-                       check=True)
-        elapsed = time.perf_counter() - t0 - startup
-        pages = (Path(tmp) / "out.txt").read_text(encoding="utf-8").split("\f")
-    texts = [" ".join(p.split()) for p in pages[: len(samples)]]
-    texts += [""] * (len(samples) - len(texts))
-    return texts, len(samples) / max(elapsed, 1e-9)
 
 
 def run_easyocr(samples) -> tuple[list[str], float] | None:
@@ -242,7 +201,7 @@ def main() -> int:
             tp, tips = run_tesseract(samples, scale)
             results[f"tesseract --psm 7 (x{scale})"] = {**score(truths, tp, unseen), "images_per_s": tips}
     if not args.no_ppocr:
-        from real_benchmarks import Sample, available_peers
+        from peers import Sample, available_peers
 
         peer = available_peers()["PP-OCRv4 rec (rapidocr-onnxruntime)"]
         if isinstance(peer, str):

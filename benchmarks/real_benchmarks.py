@@ -35,13 +35,12 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from rapidfuzz.distance import Levenshtein
 
 sys.path.insert(0, str(Path(__file__).parent))
+from peers import Sample, System, available_peers  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LINE_SETS = {"uw3_lines"}
@@ -59,13 +58,6 @@ def standard(text: str) -> str:
 def exact_form(text: str) -> str:
     """Case-sensitive form: runs of whitespace become one space, ends stripped."""
     return " ".join(text.split())
-
-
-@dataclass
-class Sample:
-    path: Path
-    label: str  # labels.tsv (standard protocol)
-    label_cs: str  # labels_casesensitive.tsv where present, else the same as ``label``
 
 
 def score(samples: list[Sample], preds: list[str]) -> dict:
@@ -100,9 +92,6 @@ def load_set(folder: Path, limit: int | None = None) -> list[Sample]:
 
 # ------------------------------------------------------------------------------------------------ systems
 
-System = Callable[[list[Sample]], tuple[list[str], float]]
-
-
 def ours(model: str, backend: str, tmp: Path) -> System:
     """Our model through ``Recognizer.predict`` (torch) or its ONNX export (ONNX Runtime), one thread."""
     loaded = []
@@ -112,10 +101,10 @@ def ours(model: str, backend: str, tmp: Path) -> System:
             import torch
 
             from crnn import Recognizer
-            from printed_words import onnx_twin
+            from peers import onnx_twin
 
             torch.set_num_threads(1)
-            rec = Recognizer.load(model)
+            rec = Recognizer.load(model, runtime="torch")
             if backend == "onnx":
                 folder = tmp / str(len(list(tmp.iterdir())))
                 folder.mkdir()
@@ -129,50 +118,6 @@ def ours(model: str, backend: str, tmp: Path) -> System:
         return [p.text for p in preds], len(paths) / (time.perf_counter() - t0)
 
     return run
-
-
-def tesseract(samples: list[Sample]) -> tuple[list[str], float]:
-    from printed_words import run_tesseract
-
-    return run_tesseract([(s.path, s.label) for s in samples])
-
-
-def ppocr_v4(samples: list[Sample]) -> tuple[list[str], float]:
-    """PP-OCRv4's recognizer from rapidocr-onnxruntime, one thread, images loaded as RGB by Pillow."""
-    import numpy as np
-    import rapidocr_onnxruntime
-    from PIL import Image
-    from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
-    from rapidocr_onnxruntime.utils import read_yaml
-
-    pkg = Path(rapidocr_onnxruntime.__file__).parent
-    cfg = read_yaml(str(pkg / "config.yaml"))["Rec"]
-    cfg.update(model_path=str(pkg / cfg["model_path"]), intra_op_num_threads=1, inter_op_num_threads=1)
-    rec = TextRecognizer(cfg)
-    # its arrays are BGR, as cv2 reads them
-    images = [np.ascontiguousarray(np.asarray(Image.open(s.path).convert("RGB"))[:, :, ::-1]) for s in samples]
-    rec(images[:8])  # warm-up
-    t0 = time.perf_counter()
-    results, _ = rec(images)
-    elapsed = time.perf_counter() - t0
-    return [text for text, _ in results], len(images) / elapsed
-
-
-def available_peers() -> dict[str, System | str]:
-    """Each peer, or the reason it cannot run here."""
-    import shutil
-
-    peers: dict[str, System | str] = {}
-    peers["Tesseract 5 --psm 7"] = (tesseract if shutil.which("tesseract") else
-                                    "tesseract not found (apt-get install tesseract-ocr tesseract-ocr-eng)")
-    try:
-        import rapidocr_onnxruntime  # noqa: F401
-
-        peers["PP-OCRv4 rec (rapidocr-onnxruntime)"] = ppocr_v4
-    except ImportError:
-        peers["PP-OCRv4 rec (rapidocr-onnxruntime)"] = ("rapidocr-onnxruntime not installed "
-                                                        "(pip install rapidocr-onnxruntime)")
-    return peers
 
 
 # ------------------------------------------------------------------------------------------------ report

@@ -28,7 +28,7 @@ def export_torchscript(model: str | os.PathLike | Recognizer, out: str | os.Path
     rec = as_recognizer(model)
     dest = Path(out) if out is not None else default_out(model, ".torchscript.pt")
     net = Traced(rec.model.cpu().eval()).eval()
-    batch, widths = example_batch(rec, widths=(96, 64))
+    batch, widths = example_batch(rec.preprocess, widths=(96, 64))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in favour of torch.export

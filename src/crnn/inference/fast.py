@@ -12,19 +12,48 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
 from crnn import __version__
+from crnn.charset import Charset
+from crnn.data.images import Preprocess
 from crnn.errors import CrnnError, ModelFileError
+from crnn.inference.base import BasePredictor
 from crnn.inference.exported import EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES
+from crnn.models.geometry import WidthSteps
 
 if TYPE_CHECKING:
-    from crnn.inference.base import BasePredictor
     from crnn.inference.onnx import OnnxRecognizer
-    from crnn.inference.pytorch import Recognizer
+
+
+class Recognizer(Protocol):
+    """What tracing needs of a PyTorch recognizer (:class:`crnn.Recognizer`)."""
+
+    @property
+    def model(self) -> torch.nn.Module: ...
+
+    @property
+    def charset(self) -> Charset: ...
+
+    @property
+    def preprocess(self) -> Preprocess: ...
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def meta(self) -> dict: ...
+
+    @property
+    def width_steps(self) -> WidthSteps: ...
+
+    def torch_forward(self, batch: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 DEFAULT_OPSET = 17
 VERIFY_TOLERANCE = 1e-3
@@ -65,12 +94,11 @@ def export_metadata(rec: Recognizer) -> dict[str, Any]:
     }
 
 
-def example_batch(rec: BasePredictor, widths: tuple[int, ...] = (96, 61, 40), seed: int = 0):
+def example_batch(pre: Preprocess, widths: tuple[int, ...] = (96, 61, 40), seed: int = 0):
     """Random images of several widths, padded as in inference: (batch, widths) as NumPy arrays."""
     from crnn.data.images import normalize_batch
 
     rng = np.random.default_rng(seed)
-    pre = rec.preprocess
     shape = (pre.height,) if pre.channels == 1 else (pre.height, 3)
     arrays = [rng.integers(0, 256, size=(shape[0], w, *shape[1:]), dtype=np.uint8) for w in widths]
     return normalize_batch(arrays, pre.channels)
@@ -88,7 +116,7 @@ def verify_export(rec: Recognizer, exported: BasePredictor, what: str) -> float:
     other sizes and widths than traced; refuses (raises :class:`ModelFileError`) above the tolerance."""
     worst = 0.0
     for ws in ((96, 61, 40), (23,), (200, 200)):  # batched, single, other batch size and width than traced
-        batch, widths = example_batch(rec, ws)
+        batch, widths = example_batch(rec.preprocess, ws)
         worst = max(worst, max_log_prob_diff(exported._forward(batch, widths), rec.torch_forward(batch, widths)))
     if not worst <= VERIFY_TOLERANCE:
         raise ModelFileError(f"{rec.name}: the {what} export does not reproduce the PyTorch model (max log-prob "
@@ -107,7 +135,7 @@ def trace_onnx(rec: Recognizer, opset: int = DEFAULT_OPSET):
     model = rec.model
     was_training, device = model.training, next(model.parameters()).device
     net = Traced(model.cpu().eval()).eval()
-    batch, widths = example_batch(rec, widths=(96, 64))
+    batch, widths = example_batch(rec.preprocess, widths=(96, 64))
     buf = io.BytesIO()
     try:
         with warnings.catch_warnings():
