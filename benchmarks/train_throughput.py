@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from crnn.config import Config, ModelConfig
-from crnn.models import RNN_DEFAULTS, build_model, count_parameters
+from crnn.models import build_model, count_parameters
 
 
 def matmul_rate(seconds: float = 3.0, n: int = 1024) -> float:
@@ -59,7 +59,7 @@ def train_step_fn(model, batch: int, height: int, width: int, channels_last: boo
 
 
 def flops_per_train_image(arch: str, height: int, width: int) -> float:
-    model = build_model(ModelConfig(arch=arch, **RNN_DEFAULTS[arch]), 37, height=height)
+    model = build_model(ModelConfig(arch=arch), 37, height=height)
     step = train_step_fn(model, 8, height, width, False)
     with FlopCounterMode(display=False) as fc:
         step()
@@ -67,7 +67,7 @@ def flops_per_train_image(arch: str, height: int, width: int) -> float:
 
 
 def model_only(arch: str, batch: int, height: int, width: int, seconds: float) -> float:
-    model = build_model(ModelConfig(arch=arch, **RNN_DEFAULTS[arch]), 37, height=height)
+    model = build_model(ModelConfig(arch=arch), 37, height=height)
     step = train_step_fn(model, batch, height, width, True)
     for _ in range(2):
         step()
@@ -83,7 +83,7 @@ def end_to_end(arch: str, batch: int, height: int, data: Path, seconds: float) -
 
     cfg = Config()
     cfg.data.height = height
-    cfg.model = ModelConfig(arch=arch, **RNN_DEFAULTS[arch])
+    cfg.model = ModelConfig(arch=arch)
     cfg.train.batch_size = batch
     cfg.train.time_budget = seconds
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +117,7 @@ def main() -> int:
     for arch in args.variants.split(","):
         fl = flops_per_train_image(arch, height, width)
         floor = rate / fl
-        params = count_parameters(build_model(ModelConfig(arch=arch, **RNN_DEFAULTS[arch]), 37))
+        params = count_parameters(build_model(ModelConfig(arch=arch), 37))
         for bs in (int(b) for b in args.batch_sizes.split(",")):
             mo = model_only(arch, bs, height, width, args.seconds / 2)
             e2e = float("nan") if args.no_e2e else end_to_end(arch, bs, height, data, args.seconds)

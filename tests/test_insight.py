@@ -26,7 +26,7 @@ from crnn.errors import ConfigError, CrnnError, DataError
 from crnn.insight import report, visualize
 from crnn.insight.cli import register
 from crnn.metrics import TextMetrics, char_edits, confusions
-from crnn.models import PRESETS, RNN_DEFAULTS, build_model
+from crnn.models import PRESETS, build_model
 from crnn.training import curves, tensorboard
 from crnn.training.loop import train
 from crnn.training.runlog import METRIC_FIELDS
@@ -82,7 +82,7 @@ def _linearised(cnn: torch.nn.Module) -> torch.nn.Module:
 @pytest.mark.parametrize("arch", list(PRESETS))
 def test_frame_centres_are_receptive_field_centres(arch):
     width = 96
-    model = build_model(ModelConfig(arch=arch, **RNN_DEFAULTS[arch]), num_classes=5)
+    model = build_model(ModelConfig(arch=arch), num_classes=5)
     cnn = _linearised(model.cnn)
     x = torch.ones(1, 1, 32, width, requires_grad=True)
     f = cnn(x)
