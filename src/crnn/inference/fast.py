@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from crnn import __version__
 from crnn.charset import Charset
 from crnn.data.images import Preprocess
 from crnn.errors import CrnnError, ModelFileError
 from crnn.inference.base import BasePredictor
 from crnn.inference.exported import EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES
 from crnn.models.geometry import WidthSteps
+from crnn.version import __version__
 
 if TYPE_CHECKING:
     from crnn.inference.onnx import OnnxRecognizer

@@ -15,7 +15,7 @@ with targets the per-sample loss.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, overload
+from typing import NamedTuple, overload
 
 import numpy as np
 import torch
@@ -25,10 +25,7 @@ from torch import nn
 from crnn.charset import BLANK
 from crnn.models import geometry
 from crnn.models.geometry import Block
-from crnn.models.presets import RNN_DEFAULTS, preset_blocks
-
-if TYPE_CHECKING:
-    from crnn.config import ModelConfig
+from crnn.models.presets import RNN_DEFAULTS, ModelSpec, preset_blocks
 
 
 class CTCOutput(NamedTuple):
@@ -138,7 +135,7 @@ class CRNN(nn.Module):
         return geometry.frame_centres(width, self.width_steps, count)
 
 
-def build_model(cfg: ModelConfig, num_classes: int, in_channels: int = 1, height: int = 32) -> CRNN:
+def build_model(cfg: ModelSpec, num_classes: int, in_channels: int = 1, height: int = 32) -> CRNN:
     """Build the CRNN described by ``cfg``; RNN settings left unset are the preset's (:data:`RNN_DEFAULTS`).
 
     >>> from crnn.config import ModelConfig

@@ -13,6 +13,8 @@ config can check a preset name without loading PyTorch.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from crnn.models.geometry import Block
 
 P, P21 = (2, 2), (2, 1)
@@ -45,3 +47,16 @@ def preset_blocks(arch: str, channels: list[int] | None = None) -> list[Block]:
     if len(channels) != len(blocks):
         raise ValueError(f"model.channels needs {len(blocks)} values for arch {arch!r}, got {channels}")
     return [Block(c, b.pool, b.separable, b.kernel) for c, b in zip(channels, blocks)]
+
+
+class ModelSpec(Protocol):
+    """What :func:`crnn.models.crnn.build_model` reads: a :class:`crnn.config.ModelConfig` (named by its fields
+    here, so the model does not import the config)."""
+
+    arch: str
+    channels: list[int] | None
+    rnn_type: str | None
+    rnn_layers: int | None
+    rnn_hidden: int | None
+    dropout: float
+
