@@ -113,8 +113,8 @@ def _loop(s: RunSetup, run: Path, progress: bool) -> TrainResult:
                unit="s" if budget else "it", dynamic_ncols=True, leave=True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     bar.update(int(ts.elapsed) if budget else ts.step)
-    first = collate([s.sets.train[i] for i in s.sampler.batches()[0]], s.preprocess.channels)
-    choose_threads(cfg.train.threads, model, first, device, ctx, say)
+    choose_threads(cfg.train.threads, model, lambda: collate([s.sets.train[i] for i in s.sampler.batches()[0]],
+                                                            s.preprocess.channels), device, ctx, say)
     with StopFlag() as stop:
         while ts.epoch < cfg.train.epochs and not finished:
             epoch = ts.epoch

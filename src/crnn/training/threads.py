@@ -12,8 +12,8 @@ from crnn.training.distributed import DistContext
 from crnn.training.progress import fastest_threads
 
 
-def choose_threads(setting: int, model: torch.nn.Module, batch: Batch, device: torch.device, ctx: DistContext,
-                   say: Callable[[str], None]) -> None:
+def choose_threads(setting: int, model: torch.nn.Module, first_batch: Callable[[], Batch], device: torch.device,
+                   ctx: DistContext, say: Callable[[str], None]) -> None:
     """Set torch's CPU threads and say what was chosen. The measurement runs forward and backward in eval
     mode and drops the gradients, so the run's state (weights, RNG, BN statistics) is untouched."""
     if device.type != "cpu":
@@ -26,6 +26,7 @@ def choose_threads(setting: int, model: torch.nn.Module, batch: Batch, device: t
     if now <= 1 or ctx.distributed:
         say(f"torch threads: {now}")
         return
+    batch = first_batch()
 
     def step() -> None:
         model(batch.images, batch.widths, batch.targets, batch.target_lengths).loss.mean().backward()
