@@ -77,7 +77,8 @@ def train(cfg: Config, train_path: str | os.PathLike | list, out_dir: str | os.P
             run.mkdir(parents=True, exist_ok=True)
             moved = folder.start_writing()
             if moved is not None:
-                setup.say(f"--force: the earlier run's files were moved to {moved}")
+                setup.say(f"the earlier run saved no model; its logs were moved to {moved}" if folder.restarting
+                          else f"--force: the earlier run's files were moved to {moved}")
         return _loop(setup, run, progress)
 
 
@@ -91,6 +92,10 @@ def _loop(s: RunSetup, run: Path, progress: bool) -> TrainResult:
         runlog.line(f"{'resume' if s.resumed else 'start'}: {len(s.sets.train)} training and {len(s.sets.val)} "
                     f"validation samples, charset {s.charset.chars!r}, model {cfg.model.arch}, "
                     f"{count_parameters(model):,} params")
+    if is_main and s.resumed and not best_path.exists():
+        # killed between last.pt and best.pt of an improving epoch: its weights are the best so far
+        save_checkpoint(best_path, _payload(s, "best"))
+        runlog.line(f"resume: {best_path} was missing; written from {last_path}, the best epoch so far")
     tb = _tensorboard(run) if is_main and cfg.train.tensorboard else None
     budget = cfg.train.time_budget
     history: list[dict] = []
@@ -213,9 +218,9 @@ def _loop(s: RunSetup, run: Path, progress: bool) -> TrainResult:
                         + (f" skipped_nonfinite_steps = {bad_epoch}" if bad_epoch else ""))
             runlog.metrics(row)
             if is_main:
+                save_last()  # before best.pt: a kill between the two leaves a resumable run (see below)
                 if improved:
                     save_checkpoint(best_path, _payload(s, "best"))
-                save_last()
                 s.losses.write(run)
                 last_ckpt = time.monotonic()
                 if time.monotonic() - last_curves > 10 or ts.epoch >= cfg.train.epochs or finished:

@@ -7,7 +7,10 @@ Three rules, each of which a user lost work to before (issue 13):
   leaves a folder stuck; a second ``crnn train`` into the same ``--out`` fails at once.
 - **A model is never written over.** A folder that already holds ``best.pt``, ``last.pt``, ``train.log``
   or ``metrics.csv`` is only written into with ``--resume``, or with ``--force``, which first moves every
-  old file into ``RUN/old-YYYYmmdd-HHMMSS/`` (kept, never deleted).
+  old file into ``RUN/old-YYYYmmdd-HHMMSS/`` (kept, never deleted). A folder with the logs of a run that
+  was killed before it saved any model has nothing to resume: it is started again as with ``--force``
+  (the logs moved aside, and said). At each epoch's end ``last.pt`` is written before ``best.pt``, so a
+  kill between the two leaves a run that resumes (and writes the missing ``best.pt``).
 - **Resume continues the same run.** A :func:`fingerprint` of the data (locations, sample counts, bytes)
   is stored in every checkpoint; ``--resume`` on other data, or with a setting changed other than the
   budget (``train.epochs``, ``train.time_budget``) and bookkeeping (:data:`RESUME_MAY_CHANGE`), is
@@ -56,6 +59,9 @@ class RunFolder:
         self.created = False
         self.writing = False
         self.moved_to: Path | None = None
+        self.restarting = False
+        """The folder held only the logs of a run that saved no model (killed in its first steps): it is
+        started again as with ``--force``, the old logs moved into ``old-TIMESTAMP/``."""
         self._fd: int | None = None
 
     def __enter__(self) -> RunFolder:
@@ -65,6 +71,9 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock()
         held = self.records()
+        self.restarting = bool(held) and not self.resume and not self.force and not self.models()
+        if self.restarting:  # a run killed before it saved a model: nothing to resume, its logs are kept aside
+            self.force = True
         if held and not self.resume and not self.force:
             self.__exit__(None, None, None)
             raise CrnnError(f"{self.path}: already holds a run ({', '.join(held)}); use --resume to continue it, "
@@ -74,6 +83,10 @@ class RunFolder:
 
     def records(self) -> list[str]:
         return [n for n in RUN_RECORDS if (self.path / n).exists()]
+
+    def models(self) -> list[str]:
+        """The model files of the run in the folder (``best.pt``, ``last.pt``)."""
+        return [n for n in self.records() if n.endswith(".pt")]
 
     def _lock(self) -> None:
         if fcntl is None:
