@@ -10,11 +10,21 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
+
+from crnn.config import Config, apply_overrides
+
+try:
+    import uvicorn
+except ImportError:  # the serve extra is not installed; the tests that start a server skip
+    uvicorn = None
 
 torch.set_num_threads(1)
 
@@ -111,3 +121,46 @@ def model_file(tmp_path_factory) -> Path:
     save_checkpoint(path, {"config": cfg.to_dict(), "charset": charset, "preprocess": Preprocess().to_dict(),
                            "model": model.state_dict()})
     return path
+
+
+_TRAINED: dict[str, Path] = {}
+
+
+def tiny_model_path(toy_data: Path, tmp_path_factory) -> Path:
+    """A small model trained 3 epochs on the toy set, once per test session (shared by the serve tests)."""
+    if "best" not in _TRAINED:
+        from crnn.training.loop import train
+
+        cfg = apply_overrides(Config(), ["data.height=32",
+                                         "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3",
+                                         "train.epochs=3", "train.seed=0"])
+        result = train(cfg, toy_data / "train", tmp_path_factory.mktemp("export_run") / "exp",
+                       val_path=toy_data / "test", progress=False, log=lambda *a: None)
+        _TRAINED["best"] = Path(result.best_path)
+    return _TRAINED["best"]
+
+
+class ServerThread:
+    """uvicorn serving ``app`` in a background thread on a socket bound to 127.0.0.1:<free port>."""
+
+    def __init__(self, app):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.sock.close()

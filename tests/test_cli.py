@@ -1,11 +1,20 @@
 """The ``crnn`` command end to end: prepare -> train -> eval -> predict, and its error handling."""
 
-import json
+from __future__ import annotations
 
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import render_text
 from crnn.cli import main
+from crnn.data.images import load_image
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +135,185 @@ def test_beam_and_lexicon_decoding(cli_run, toy_data, tmp_path, capsys):
     assert [b["text"] for b in beam] == [g["text"] for g in greedy]  # a trained model's outputs are peaked
     assert main(["eval", model, str(toy_data / "test"), "--json", "--beam", "4"]) == 0
     assert json.loads(capsys.readouterr().out)["word_accuracy"] >= 0.85
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_claiming(width: int, height: int, rows: int = 1) -> bytes:
+    """A valid PNG of 8-bit grey pixels; only ``rows`` rows of pixel data follow the header."""
+    raw = (b"\0" + b"\xff" * width) * rows if width * rows <= 100_000_000 else b"\0"
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(raw, 9)) + _chunk(b"IEND", b""))
+
+
+def error_line(err: str) -> str:
+    """The CLI's one-line error; no traceback."""
+    err = err.strip()
+    assert "Traceback" not in err, err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: "), err
+    return last
+
+
+# `model_file` (an untrained model over the toy alphabet) is in conftest.py
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> dict:
+    """A folder of label-named images: some good, one of each kind of bad file."""
+    root = tmp_path_factory.mktemp("zoo") / "data"
+    root.mkdir()
+    for text in ("AB", "BA", "7x", "A-B"):
+        render_text(text).save(root / f"{text}.png")
+    Image.new("L", (1, 1), 0).save(root / "A.png")                       # 1 x 1 pixel
+    wide = Image.new("L", (20_000, 20), 255)
+    wide.paste(0, (100, 5, 19_900, 15))
+    wide.save(root / "xx.png")                                           # 20,000 x 20 pixels
+    good = _png(render_text("B"))
+    bad = {
+        "truncated": ("B7.png", good[: len(good) // 2]),
+        "not an image": ("AA.png", b"just some text, not pixels\n"),
+        "empty file": ("BB.png", b""),
+        "PDF as JPEG": ("x7.jpg", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\n"),
+        "bomb (header)": ("77.png", png_claiming(100_000, 100_000)),
+        "bomb (pixels)": ("7A.png", png_claiming(10_000, 5_000, rows=5_000)),
+        "outside charset": ("AZZ.png", _png(render_text("AZZ"))),
+        "outside charset 2": ("Zq.png", _png(render_text("Zq"))),
+        "empty label": (" .png", _png(render_text(" "))),
+        "not an image extension": ("notes.txt", b"hello"),
+    }
+    for _, (name, data) in bad.items():
+        (root / name).write_bytes(data)
+    (root / "copy").mkdir()
+    (root / "copy" / "AB.png").write_bytes((root / "AB.png").read_bytes())  # exact duplicate
+    return {"root": root, "bad": {k: str(root / n) for k, (n, _) in bad.items()},
+            "duplicate": str(root / "copy" / "AB.png")}
+
+
+@pytest.mark.parametrize("command", ["prepare", "train", "eval", "predict"])
+def test_empty_and_missing_folders_stop_with_one_line(command, tmp_path, model_file, capsys):
+    empty, missing, only_junk = tmp_path / "empty", tmp_path / "missing", tmp_path / "junk"
+    empty.mkdir()
+    only_junk.mkdir()
+    (only_junk / "notes.txt").write_text("x")
+    for data, expect in ((empty, "empty"), (missing, "no such file"), (only_junk, "no usable sample")):
+        argv = {"prepare": ["prepare", str(data), str(tmp_path / "o.lmdb")],
+                "train": ["train", "--train", str(data), "--out", str(tmp_path / "run"), "--no-progress"],
+                "eval": ["eval", str(model_file), str(data)],
+                "predict": ["predict", str(model_file), str(data)]}[command]
+        capsys.readouterr()
+        assert main(argv) == 2, (command, data)
+        line = error_line(capsys.readouterr().err)
+        if command == "predict":  # predict takes images, not a dataset
+            expect = "no images found" if data != missing else "no such file"
+        assert expect in line and (data.name in line), line
+    assert not (tmp_path / "o.lmdb").exists() and not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_eval_skips_and_reports_bad_files(zoo, model_file, capsys):
+    assert main(["eval", str(model_file), str(zoo["root"])]) == 0
+    out, err = capsys.readouterr()
+    # eval keeps labels the model cannot spell (they count as errors) but lists the characters
+    assert "9 samples, 8 skipped" in out
+    assert "characters this model cannot output: 'Zq'" in out
+    # grouped counts, then (the CLI shows up to 20: here all 8) examples, each one line naming its file
+    for n, kind in ((2, "refused as a possible decompression bomb"), (2, "not an image"), (1, "empty file"),
+                    (1, "truncated or corrupt image"), (1, "empty label"), (1, "not an image file extension")):
+        assert f"skipped {n:6d} x {kind}\n" in err, (kind, err)
+    examples = [ln.strip() for ln in err.splitlines() if ln.startswith("    ") and "more (see" not in ln]
+    assert len(examples) == 8 and all(ln.startswith(str(zoo["root"])) and ": " in ln for ln in examples)
+
+
+def _mode_image(mode: str) -> tuple[str, Image.Image]:
+    """A 60 x 20 picture of text in ``mode`` and a file format that can hold that mode and EXIF."""
+    base = render_text("AB").convert("RGB").resize((60, 20))
+    img = base.convert("L").convert(mode) if mode in ("I;16", "I", "F") else base.convert(mode)
+    return ("tiff" if mode in ("CMYK", "I", "F") else "png"), img
+
+
+MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_pillow_mode_with_exif_rotation(mode, tmp_path):
+    ext, img = _mode_image(mode)
+    img.save(tmp_path / f"plain.{ext}")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated by 90 degrees
+    path = tmp_path / f"r.{ext}"
+    img.save(path, exif=exif)
+    assert Image.open(path).mode == mode
+    out = load_image(path)
+    assert out.size == (20, 60) and out.mode in ("L", "RGB")  # upright: the EXIF rotation was applied
+    want = load_image(tmp_path / f"plain.{ext}").transpose(Image.Transpose.ROTATE_270)
+    assert np.array_equal(np.asarray(out), np.asarray(want))  # ... to the right pixels
+    a = np.asarray(out.convert("L"))
+    assert a.min() < 100 and a.max() > 150  # the text survived
+
+
+def test_predict_reads_every_mode_and_size_and_names_each_bad_file(zoo, model_file, tmp_path, capsys):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    names = []
+    for mode in MODES:
+        ext, img = _mode_image(mode)
+        exif = Image.Exif()
+        exif[0x0112] = 8
+        name = f"mode_{mode.replace(';', '_')}.{ext}"
+        img.save(imgs / name, exif=exif)
+        names.append(str(imgs / name))
+    names += [str(zoo["root"] / "A.png"), str(zoo["root"] / "xx.png")]  # 1 x 1 and 20,000 x 20
+    bad = [zoo["bad"][k] for k in ("truncated", "not an image", "empty file", "PDF as JPEG", "bomb (header)",
+                                   "bomb (pixels)")]
+    assert main(["predict", str(model_file), *names, *bad, "--format", "tsv"]) == 1
+    out, err = capsys.readouterr()
+    rows = [ln.split("\t") for ln in out.strip().splitlines()]
+    assert [r[0] for r in rows] == names and all(0.0 <= float(r[2]) <= 1.0 for r in rows)
+    err_lines = err.strip().splitlines()
+    assert len(err_lines) == len(bad) + 1 and err_lines[-1] == f"{len(bad)} of {len(names) + len(bad)} images " \
+                                                                "could not be read"
+    for name, line in zip(bad, err_lines):
+        assert line.startswith(f"error: {name}: ")
+
+
+def one_error_line(err: str) -> str:
+    err = err.strip()
+    assert "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: "), err
+    return err
+
+
+# `model_file` (an untrained model over the toy alphabet) is in conftest.py
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("imgs")
+    for text in ("AB", "7x", "BA"):
+        render_text(text).save(root / f"{text}.png")
+    return root
+
+
+@pytest.mark.parametrize("command", ["predict", "eval"])
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_batch_size_below_one_is_one_line(command, value, model_file, images, capsys):
+    assert main([command, str(model_file), str(images), "--batch-size", value]) == 2
+    assert f"--batch-size must be at least 1, got {value}" in one_error_line(capsys.readouterr().err)
+
+
+def test_predict_tsv_escapes_tab_newline_and_backslash_in_names(model_file, tmp_path, capsys):
+    names = ["tab\there.png", "new\nline.png", "back\\slash.png", "plain.png"]
+    for n in names:
+        render_text("AB").save(tmp_path / n)
+    assert main(["predict", str(model_file), *[str(tmp_path / n) for n in names], "--format", "tsv"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 4 and all(len(r.split("\t")) == 3 for r in rows), rows
+    got = sorted(r.split("\t")[0].rsplit("/", 1)[-1] for r in rows)
+    assert got == sorted(["tab\\there.png", "new\\nline.png", "back\\\\slash.png", "plain.png"])
+    assert main(["predict", str(model_file), str(tmp_path / names[1])]) == 0  # text format: one line too
+    assert len(capsys.readouterr().out.splitlines()) == 1

@@ -1,5 +1,12 @@
+"""crnn.config: files, overrides and validation, including values that must stop a run in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
 import pytest
 
+from crnn.cli import main
 from crnn.config import Config, apply_overrides, load_config, parse_duration, to_toml, validate
 from crnn.errors import ConfigError
 
@@ -55,7 +62,6 @@ def test_durations():
 
 
 def test_defaults_and_shipped_training_configs_are_valid():
-    from pathlib import Path
 
     assert validate(Config()) is not None
     configs = [p for p in sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.toml"))
@@ -86,3 +92,43 @@ def test_training_checks_the_config_before_loading_data(tmp_path):
     with pytest.raises(ConfigError, match="train.lr"):
         train(cfg, tmp_path / "no-such-data", tmp_path / "run")  # the config is named, not the missing data
     assert not (tmp_path / "run").exists()
+
+
+def one_error_line(err: str) -> str:
+    err = err.strip()
+    assert "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: "), err
+    return err
+
+
+@pytest.mark.parametrize("setting, key", [
+    ("data.height=100000", "data.height"), ("train.batch_size=1000000", "train.batch_size"),
+    ("model.rnn_hidden=3000000", "model.rnn_hidden"), ("model.rnn_layers=100", "model.rnn_layers"),
+    ("model.channels=16,32,100000", "model.channels"), ("data.max_width=10000000", "data.max_width"),
+    ("data.synth_epoch_size=1000000000", "data.synth_epoch_size"), ("data.max_pixels=100000000000", "data.max_pixels"),
+    ("data.workers=100000", "data.workers"), ("data.max_val=100000000", "data.max_val"),
+    ("train.lr=inf", "train.lr"), ("train.lr=nan", "train.lr"), ("train.weight_decay=-inf", "train.weight_decay"),
+    ("train.checkpoint_every=inf", "train.checkpoint_every"), ("augment.noise_std=nan", "augment.noise_std"),
+    ("train.grad_clip=inf", "train.grad_clip"),
+])
+def test_huge_or_non_finite_settings_stop_before_any_data_is_read(setting, key, tmp_path, capsys):
+    # The data does not exist: the setting must be named first, in one line, and nothing written.
+    code = main(["train", "--train", str(tmp_path / "no-such-data"), "--out", str(tmp_path / "run"),
+                 "--set", setting, "--no-progress"])
+    err = one_error_line(capsys.readouterr().err)
+    assert code == 2 and err.startswith(f"error: {key} must be"), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_lr_flag_inf_is_refused(tmp_path, capsys):
+    assert main(["train", "--train", str(tmp_path / "x"), "--out", str(tmp_path / "run"), "--lr", "inf"]) == 2
+    assert "train.lr must be a finite number" in one_error_line(capsys.readouterr().err)
+
+
+def test_config_file_not_utf8_is_one_line(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_bytes(b"[train]\nlr = 0.001\nname = \"\xff\xfe\"\n")
+    assert main(["train", "--train", str(tmp_path), "--out", str(tmp_path / "run"), "--config", str(cfg)]) == 2
+    err = one_error_line(capsys.readouterr().err)
+    assert str(cfg) in err and "line 3 is not valid UTF-8" in err

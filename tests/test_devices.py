@@ -1,8 +1,14 @@
 """Device selection and mixed precision, exercised on the CPU (the CUDA branches are chosen by the same code)."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 import pytest
 import torch
 
+from conftest import render_text
+from crnn.cli import main
 from crnn.config import Config, apply_overrides
 from crnn.devices import amp_dtype, resolve_device
 from crnn.errors import CrnnError
@@ -36,3 +42,38 @@ def test_amp_training_runs_on_cpu(toy_data, tmp_path):
     from crnn.checkpoint import load_checkpoint
 
     assert all(v.dtype in (torch.float32, torch.int64) for v in load_checkpoint(res.best_path)["model"].values())
+
+
+def one_error_line(err: str) -> str:
+    err = err.strip()
+    assert "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: "), err
+    return err
+
+
+# `model_file` (an untrained model over the toy alphabet) is in conftest.py
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("imgs")
+    for text in ("AB", "7x", "BA"):
+        render_text(text).save(root / f"{text}.png")
+    return root
+
+
+@pytest.mark.parametrize("command", ["predict", "eval", "visualize"])
+@pytest.mark.parametrize("device, says", [("banana", "is not a device name"), ("cuda:99", "CUDA")])
+def test_unusable_device_is_one_line(command, device, says, model_file, images, tmp_path, capsys):
+    extra = ["--out", str(tmp_path / "viz")] if command == "visualize" else []
+    assert main([command, str(model_file), str(images), "--device", device, *extra]) == 2
+    err = one_error_line(capsys.readouterr().err)
+    assert says in err and repr(device) in err
+
+
+def test_cuda_on_a_machine_without_it_is_one_line(model_file, images, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["predict", str(model_file), str(images), "--device", "cuda"]) == 2
+    assert "CUDA is not available on this machine" in one_error_line(capsys.readouterr().err)

@@ -1,7 +1,8 @@
 """Writes builtin_golden.json: what each shipped model reads on a fixed set of rendered images.
 
 Run once with the code before a change that must not alter predictions (the #14 redesign: the file was made
-with main at bebf958); ``tests/test_builtin.py`` then checks that every runtime still reads exactly these texts.
+with main at bebf958); ``tests/inference/test_inference_zoo.py`` then checks that every runtime still reads exactly
+these texts.
 
     .venv/bin/python tests/data/make_builtin_golden.py
 """
@@ -23,8 +24,8 @@ def golden_images():
     from crnn.synth import SynthConfig, bundled_fonts, render, sample
     from crnn.synth.generate import sample_rng
 
-    sys.path.insert(0, str(HERE.parent))
-    from test_builtin import WORDS
+    sys.path.insert(0, str(HERE.parent / "inference"))
+    from test_inference_zoo import WORDS
 
     fonts = [f for f in bundled_fonts() if f.name in ("DejaVuSans.ttf", "DejaVuSansMono.ttf", "DejaVuSans-Bold.ttf")]
     clean = dataclasses.replace(SynthConfig(system_fonts=False), blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0,

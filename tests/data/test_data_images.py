@@ -1,83 +1,30 @@
-"""Sources, image decoding, preprocessing, validation reports and LMDB preparation."""
+"""crnn.data.images: opening any image safely and turning it into a model-ready array."""
+
+from __future__ import annotations
 
 import io
-import json
-from pathlib import Path
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+import zlib
 
-import lmdb
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import render_text
 from crnn.data.images import Preprocess, load_image, normalize_batch, preprocess_image
-from crnn.data.prepare import prepare
-from crnn.data.sources import open_source
-from crnn.data.validate import Report, check_samples
-from crnn.errors import DataError
+from crnn.errors import CrnnError, DataError
 
 
 def _png(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return buf.getvalue()
-
-
-def test_folder_labels_from_stems_and_subfolders(tmp_path):
-    render_text("HELLO").save(tmp_path / "HELLO.png")
-    (tmp_path / "sub").mkdir()
-    render_text("Fire-ball").save(tmp_path / "sub" / "Fire-ball.jpg")
-    (tmp_path / "notes.txt").write_text("not an image")
-    src = open_source(tmp_path)
-    assert sorted(r.label for r in src.records) == ["Fire-ball", "HELLO"]
-    assert len(src.skipped) == 1 and "not an image" in src.skipped[0][1]
-
-
-def test_label_pattern(tmp_path):
-    render_text("AB").save(tmp_path / "AB_1.png")
-    render_text("AB").save(tmp_path / "AB_2.png")
-    render_text("Q").save(tmp_path / "odd.png")
-    src = open_source(tmp_path, r"(.+)_\d+")
-    assert [r.label for r in src.records] == ["AB", "AB"]
-    assert "label-pattern" in src.skipped[0][1]
-    with pytest.raises(DataError, match="group"):
-        open_source(tmp_path, r".+")
-
-
-def test_labels_file(tmp_path):
-    (tmp_path / "img").mkdir()
-    render_text("one").save(tmp_path / "img" / "a.png")
-    render_text("two words").save(tmp_path / "img" / "b.png")
-    (tmp_path / "outside.png").write_bytes(_png(render_text("x")))
-    root = tmp_path / "data"
-    root.mkdir()
-    (root / "img").symlink_to(tmp_path / "img")
-    (root / "labels.tsv").write_text(
-        "img/a.png\tone\textra column\n"
-        "img/b.png\ttwo words\n"
-        "img/missing.png\tgone\n"
-        "../outside.png\tx\n"
-        "img/a.png\n"
-        "img/a.png\t   \n", encoding="utf-8")
-    src = open_source(root)  # the folder's labels.tsv is used
-    assert [r.label for r in src.records] == ["one", "two words"]
-    reasons = " | ".join(r for _, r in src.skipped)
-    assert "file not found" in reasons and "outside the data folder" in reasons
-    assert "no TAB" in reasons and "empty label" in reasons
-    assert all(":" in name for name, _ in src.skipped)  # file:line
-
-
-def test_labels_file_bad_encoding_names_the_line(tmp_path):
-    (tmp_path / "gt.txt").write_bytes(b"a.png\tok\nb.png\t\xff\xfe bad\n")
-    with pytest.raises(DataError, match=r"gt.txt: line 2 .*UTF-8"):
-        open_source(tmp_path / "gt.txt")
-
-
-def test_empty_and_missing_folders(tmp_path):
-    with pytest.raises(DataError, match="empty"):
-        open_source(tmp_path)
-    with pytest.raises(DataError, match="no such file"):
-        open_source(tmp_path / "nope")
 
 
 @pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"])
@@ -142,67 +89,87 @@ def test_normalize_batch_pads_with_last_column():
     assert np.allclose(x[0], 1.0) and np.allclose(x[1], -1.0)
 
 
-def test_check_samples_reports_reasons(tmp_path):
-    from crnn.charset import Charset
-
-    render_text("AB").save(tmp_path / "AB.png")
-    render_text("AZ").save(tmp_path / "AZ.png")
-    (tmp_path / "BA.png").write_bytes(b"junk")
-    report = Report("x")
-    kept = list(check_samples(open_source(tmp_path), Preprocess(), Charset("AB"), report))
-    assert [k.label for k in kept] == ["AB"]
-    assert report.total == 3 and report.kept == 1 and report.unknown_chars == {"Z": 1}
-    text = report.format()
-    assert "not an image" in text and "'Z'" in text
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def test_prepare_writes_standard_lmdb_and_report(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    for t in ["AB", "B-A", "AAB", "A", "BB", "AB7"]:
-        render_text(t).save(src / f"{t}.png")
-    (src / "dup").mkdir()
-    (src / "dup" / "AB.png").write_bytes((src / "AB.png").read_bytes())
-    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    out = tmp_path / "data.lmdb"
-    report = prepare(src, out, charset="AB-")
-    assert report.kept == 5  # AB7 (unknown char), the duplicate and the broken file are skipped
-    env = lmdb.open(str(out), readonly=True, lock=False)
-    with env.begin() as txn:
-        assert int(txn.get(b"num-samples")) == 5
-        labels = {txn.get(b"label-%09d" % i).decode() for i in range(1, 6)}
-        assert labels == {"AB", "B-A", "AAB", "A", "BB"}
-        Image.open(io.BytesIO(txn.get(b"image-000000001"))).verify()
-        meta = json.loads(txn.get(b"crnn-meta"))
-    env.close()
-    assert meta["charset"] == "AB-" and meta["height"] == 32
-    rep = json.loads((out / "report.json").read_text())
-    assert rep["skipped"] == 3 and "duplicate of" in json.dumps(rep)
-    # an LMDB is itself a source
-    assert sorted(r.label for r in open_source(out).records) == sorted(labels)
+def png_claiming(width: int, height: int, rows: int = 1) -> bytes:
+    """A valid PNG of 8-bit grey pixels; only ``rows`` rows of pixel data follow the header."""
+    raw = (b"\0" + b"\xff" * width) * rows if width * rows <= 100_000_000 else b"\0"
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(raw, 9)) + _chunk(b"IEND", b""))
 
 
-def test_prepare_keeps_every_sample_not_a_batch_multiple(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    for t in ["A", "B", "AB", "BA", "AAA", "BBB", "ABA"]:
-        render_text(t).save(src / f"{t}.png")
-    assert prepare(src, tmp_path / "o.lmdb").kept == 7
+def test_decompression_bomb_is_refused_without_allocating(tmp_path):
+    """In a fresh process capped at 1.5 GiB of address space: refused quickly, memory barely moves."""
+    (tmp_path / "header.png").write_bytes(png_claiming(100_000, 100_000))      # would be 10 GB
+    (tmp_path / "pixels.png").write_bytes(png_claiming(10_000, 5_000, rows=5_000))  # real data, 50 MB
+    code = textwrap.dedent(f"""
+        import resource, time
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))
+        from crnn.data.images import Preprocess, preprocess_image
+        from crnn.errors import DataError
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for name in ("header.png", "pixels.png"):
+            t = time.perf_counter()
+            try:
+                preprocess_image(r"{tmp_path}/" + name, Preprocess())
+                print("LOADED", name)
+            except DataError as e:
+                print("REFUSED", round(time.perf_counter() - t, 3), e)
+        print("GROWTH_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+    """)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert [ln.split()[0] for ln in lines] == ["REFUSED", "REFUSED", "GROWTH_KB"], res.stdout
+    for ln in lines[:2]:
+        assert float(ln.split()[1]) < 1.0 and "decompression bomb" in ln
+    assert int(lines[2].split()[1]) < 20_000  # KB: nowhere near the 50 MB (or 10 GB) the pixels would take
 
 
-def test_prepare_never_destroys_existing_output(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    render_text("A").save(src / "A.png")
-    out = tmp_path / "o.lmdb"
-    prepare(src, out)
-    before = (out / "data.mdb").read_bytes()
-    with pytest.raises(DataError, match="already exists"):
-        prepare(src, out)
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "X.png").write_bytes(b"junk")
-    with pytest.raises(DataError, match="no usable sample"):
-        prepare(bad, out, force=True)
-    assert (out / "data.mdb").read_bytes() == before
-    assert not [p for p in Path(tmp_path).iterdir() if p.name.startswith(".o.lmdb")]  # no temp litter
+def test_bomb_limit_is_the_configured_one(tmp_path):
+    path = tmp_path / "big.png"
+    path.write_bytes(png_claiming(3_000, 1_000, rows=1_000))
+    assert load_image(path).size == (3_000, 1_000)
+    with pytest.raises(CrnnError, match=r"big.png: refused as a possible decompression bomb \(3000x1000 pixels"):
+        load_image(path, max_pixels=1_000_000)
+
+
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+MODES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV",
+         "I", "I;16", "I;16B", "I;16L", "F"]
+
+TIFF_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I", "I;16", "F"}
+
+
+@SETTINGS
+@given(mode=st.sampled_from(MODES), width=st.integers(1, 300), height=st.integers(1, 300),
+       seed=st.integers(0, 2**32 - 1), as_file=st.booleans(), exif=st.integers(1, 8),
+       pre=st.builds(Preprocess, height=st.sampled_from([16, 32, 48]), channels=st.sampled_from([1, 3]),
+                     min_width=st.integers(1, 32)))
+@example(mode="F", width=3, height=2, seed=0, as_file=False, exif=1, pre=Preprocess())
+def test_any_image_becomes_a_model_array(mode, width, height, seed, as_file, exif, pre):
+    """Any size, any mode, random pixels (NaN and infinities included for F), with or without an EXIF
+    rotation: a uint8 array of the configured height, its aspect ratio kept (padded up to min_width)."""
+    n = len(Image.new(mode, (width, height)).tobytes())
+    img = Image.frombytes(mode, (width, height), np.random.default_rng(seed).bytes(n))
+    if mode == "P":
+        img.putpalette(np.random.default_rng(seed + 1).bytes(768))
+    source: Image.Image | bytes = img
+    upright = (width, height)
+    if as_file and mode in TIFF_MODES:
+        info = Image.Exif()
+        info[0x0112] = exif
+        buf = io.BytesIO()
+        img.save(buf, "TIFF", exif=info)
+        source = buf.getvalue()
+        upright = (height, width) if exif >= 5 else (width, height)
+    with np.errstate(all="raise"):  # no silent NaN casts
+        a = preprocess_image(source, pre)
+    assert a.dtype == np.uint8 and a.shape[0] == pre.height
+    assert a.ndim == (2 if pre.channels == 1 else 3) and (pre.channels == 1 or a.shape[2] == 3)
+    assert a.shape[1] == max(pre.min_width, max(1, round(upright[0] * pre.height / upright[1])))
+    assert a.shape[1] == pre.target_width(*upright)

@@ -95,19 +95,3 @@ def test_service(rec, line):
         r = client.post("/v1/recognize", files={"file": ("line.png", buf, "image/png")})
     assert r.status_code == 200, r.text
     assert r.json()["results"][0]["text"] == TEXT
-
-
-def test_training_skips_and_reports_images_over_max_width(tmp_path, capsys):
-    """Training never squeezes either: an image wider than data.max_width is skipped and named."""
-    from conftest import make_toy_set, render_text
-
-    make_toy_set(tmp_path / "d", 30, seed=3)
-    render_text("AB" * 30).save(tmp_path / "d" / "wide.png")
-    with open(tmp_path / "d" / "labels.tsv", "a", encoding="utf-8") as f:
-        f.write("wide.png\t" + "AB" * 30 + "\n")
-    assert main(["train", "--train", str(tmp_path / "d"), "--out", str(tmp_path / "run"), "--epochs", "1",
-                 "--set", "data.max_width=300", "--set", "data.height=32", "--no-progress"]) in (0, 3)  # 3: plateau
-    out = capsys.readouterr()
-    text = out.out + out.err
-    assert "wide.png: wider than data.max_width after resizing" in text
-    assert "limit 300" in text

@@ -19,6 +19,7 @@ WORDS = ["the", "People", "WORLD", "water", "Number", "42", "quickly", "Jump", "
          "garden", "Tuesday", "HELLO", "example", "(note)", "seven", "River", "question", "2024", "light",
          "Family", "school", "NIGHT", "company", "It's", "window", "3:45", "History", "yellow"]
 
+
 # Stated minimum accuracy on these 30 words, per shipped model (what each reads is in BENCHMARKS.md).
 MIN_ACCURACY = {"en": 0.95, "en-mobile": 0.9}  # both read 30 of 30
 
@@ -65,7 +66,7 @@ def test_builtin_name_works_in_the_cli(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["samples"] == 1
 
 
-GOLDEN = json.loads((Path(__file__).parent / "data" / "builtin_golden.json").read_text(encoding="utf-8"))
+GOLDEN = json.loads((Path(__file__).parent.parent / "data" / "builtin_golden.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("runtime", ["torch", "onnx"])
@@ -75,7 +76,7 @@ def test_shipped_models_read_exactly_what_they_read_before_the_redesign(name, ru
     byte, on PyTorch and on the fast path (ONNX Runtime, the default when installed)."""
     if runtime == "onnx":
         pytest.importorskip("onnxruntime")
-    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    sys.path.insert(0, str(Path(__file__).parent.parent / "data"))
     from make_builtin_golden import golden_images
 
     rec = Recognizer.load(f"builtin:{name}", runtime=runtime)

@@ -16,6 +16,7 @@ from crnn.config import Config, apply_overrides
 from crnn.insight.audit import audit, load_audit, score
 
 FAST = ["data.height=32", "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.seed=0"]
+
 PLANTED = 12  # 5 % of the 240 training labels
 
 

@@ -1,15 +1,11 @@
-"""crnn.insight: explanation figures, training curves, TensorBoard hook and the HTML evaluation report."""
+"""crnn.insight.visualize (and ``crnn visualize``): feature maps, alignment, saliency and figures."""
 
 from __future__ import annotations
 
 import argparse
-import copy
-import csv
 import dataclasses
 import io
 import json
-from collections import Counter
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -17,19 +13,53 @@ import pytest
 import torch
 from PIL import Image, ImageFont
 
-from conftest import make_toy_set, render_text
-from crnn import Prediction, Recognizer
-from crnn.config import Config, ModelConfig, apply_overrides
+from conftest import render_text
+from crnn import Recognizer
+from crnn.cli import main
+from crnn.config import Config, apply_overrides
 from crnn.data.images import normalize_batch
-from crnn.data.validate import Report
 from crnn.errors import ConfigError, CrnnError, DataError
-from crnn.insight import report, visualize
+from crnn.insight import visualize
 from crnn.insight.cli import register
-from crnn.metrics import TextMetrics, char_edits, confusions
-from crnn.models import PRESETS, build_model
-from crnn.training import curves, tensorboard
 from crnn.training.loop import train
-from crnn.training.runlog import METRIC_FIELDS
+
+
+def one_error_line(err: str) -> str:
+    err = err.strip()
+    assert "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: "), err
+    return err
+
+
+# `model_file` (an untrained model over the toy alphabet) is in conftest.py
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("imgs")
+    for text in ("AB", "7x", "BA"):
+        render_text(text).save(root / f"{text}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def onnx_file(model_file, tmp_path_factory) -> Path:
+    pytest.importorskip("onnxruntime")
+    out = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    assert main(["export", str(model_file), "--format", "onnx", "--out", str(out)]) == 0
+    return out
+
+
+def test_visualize_and_eval_report_say_they_need_the_checkpoint(onnx_file, images, tmp_path, capsys):
+    assert main(["visualize", str(onnx_file), str(images), "--out", str(tmp_path / "viz")]) == 2
+    err = one_error_line(capsys.readouterr().err)
+    assert "is an exported ONNX model, not a checkpoint" in err and "truncated" not in err
+    renamed = tmp_path / "model.pt"  # the same file under a checkpoint's name
+    renamed.write_bytes(onnx_file.read_bytes())
+    assert main(["visualize", str(renamed), str(images), "--out", str(tmp_path / "viz")]) == 2
+    assert "is an exported ONNX model" in one_error_line(capsys.readouterr().err)
+    assert main(["eval", str(onnx_file), str(images), "--report", str(tmp_path / "rep")]) == 2
+    assert "--report draws alignments with PyTorch" in one_error_line(capsys.readouterr().err)
+
 
 FAST = ["data.height=32", "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.log_every=5"]
 
@@ -56,48 +86,6 @@ def line_image():
     return img
 
 
-def _ink_columns(expl) -> tuple[int, int]:
-    dark = np.nonzero((expl.image < 128).any(axis=0))[0]
-    return int(dark.min()), int(dark.max()) + 1
-
-
-# ------------------------------------------------------------------------------------------ geometry
-
-
-def _linearised(cnn: torch.nn.Module) -> torch.nn.Module:
-    """The conv stack with max-pools as average pools and ReLUs removed: its gradient support is exactly
-    the receptive field."""
-    m = copy.deepcopy(cnn).float().eval()
-    for stage in m:
-        for i, layer in enumerate(stage):
-            if isinstance(layer, torch.nn.MaxPool2d):
-                stage[i] = torch.nn.AvgPool2d(layer.kernel_size, layer.stride)
-            elif isinstance(layer, torch.nn.ReLU):
-                stage[i] = torch.nn.Identity()
-            elif isinstance(layer, torch.nn.Conv2d):
-                torch.nn.init.constant_(layer.weight, 0.1)
-    return m
-
-
-@pytest.mark.parametrize("arch", list(PRESETS))
-def test_frame_centres_are_receptive_field_centres(arch):
-    width = 96
-    model = build_model(ModelConfig(arch=arch), num_classes=5)
-    cnn = _linearised(model.cnn)
-    x = torch.ones(1, 1, 32, width, requires_grad=True)
-    f = cnn(x)
-    steps = f.shape[-1]
-    assert steps == model.output_length(width)
-    centres = model.frame_centres(width, steps)
-    assert centres.shape == (steps,) and np.all(np.diff(centres) > 0)
-    for t in (steps // 3, steps // 2):  # interior steps: the field is not cut by the image border
-        (g,) = torch.autograd.grad(f[0, :, :, t].sum(), x, retain_graph=True)
-        cols = torch.nonzero(g[0, 0].abs().sum(0) > 0).flatten()
-        assert centres[t] == pytest.approx((float(cols.min()) + float(cols.max()) + 1) / 2)
-    if all(b.kernel == 3 for b in model.blocks):  # plain 4x width pooling: t -> (t + 0.5) * W / T
-        assert np.allclose(centres, (np.arange(steps) + 0.5) * width / steps)
-
-
 def test_layer_selection(rec):
     n = len(rec.model.cnn)
     assert visualize.resolve_layers(rec.model, None) == visualize.default_layers(rec.model)
@@ -108,9 +96,6 @@ def test_layer_selection(rec):
     for bad in ("0", f"{n + 1}", "conv3", "stage"):
         with pytest.raises(ConfigError, match="not a conv stage"):
             visualize.resolve_layers(rec.model, bad)
-
-
-# ------------------------------------------------------------------------------------------ explain
 
 
 def test_explanation_arrays(rec, line_image):
@@ -254,9 +239,6 @@ def test_figure_of_an_empty_reading(rec):
     assert visualize.figure_png(empty)[:4] == b"\x89PNG"
 
 
-# ----------------------------------------------------------------------------------------------- cli
-
-
 def _parser():
     parser = argparse.ArgumentParser(prog="crnn")
     register(parser.add_subparsers(dest="command", required=True))
@@ -295,189 +277,3 @@ def test_cli_is_wired_into_crnn(run, tmp_path):
                  "--smooth", "0", "--layers", "none"]) == 0
     assert (tmp_path / "o" / "AB.png").is_file()
     assert main(["visualize", str(tmp_path / "missing.pt"), str(tmp_path / "AB.png"), "--out", "x"]) == 2
-
-
-# -------------------------------------------------------------------------------------------- curves
-
-
-def _write_csv(path: Path, rows: list[dict]) -> Path:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, METRIC_FIELDS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in METRIC_FIELDS})
-    return path
-
-
-def _blue_pixels(path: Path) -> int:
-    """Pixels of matplotlib's first colour (C0, the loss curve)."""
-    a = np.asarray(Image.open(path).convert("RGB")).astype(int)
-    return int((np.abs(a - np.array([31, 119, 180])).sum(axis=2) < 40).sum())
-
-
-def test_training_writes_curves(run):
-    assert (run.run_dir / "curves.png").is_file() and not (run.run_dir / "curves.error.txt").exists()
-    assert _blue_pixels(run.run_dir / "curves.png") > 200
-
-
-def test_curves_one_row_many_rows_and_gaps(run, tmp_path):
-    one = _write_csv(tmp_path / "one.csv", [{"epoch": 1, "step": 10, "elapsed_s": 3.5, "lr": 0.001,
-                                             "train_loss": 2.5, "val_accuracy": 0.1, "val_cer": 0.8}])
-    out = curves.plot_curves(one, tmp_path / "one.png")
-    img = Image.open(out)
-    assert out == tmp_path / "one.png" and img.size == (1100, 700)
-    assert _blue_pixels(out) > 10  # the single loss point is drawn
-    many = curves.plot_curves(run.run_dir / "metrics.csv", tmp_path / "many.png")
-    assert _blue_pixels(many) > _blue_pixels(out)
-    gaps = _write_csv(tmp_path / "gaps.csv", [{"epoch": 1, "train_loss": 2.0}, {"epoch": 2, "step": 20, "lr": 0.001},
-                                              {"epoch": 3, "train_loss": 1.0, "val_accuracy": 0.5}])
-    assert Image.open(curves.plot_curves(gaps, tmp_path / "gaps.png")).size == (1100, 700)
-    header_only = _write_csv(tmp_path / "empty.csv", [])
-    assert Image.open(curves.plot_curves(header_only, tmp_path / "empty.png")).size == (1100, 700)
-    with pytest.raises(DataError, match="not found"):
-        curves.plot_curves(tmp_path / "nope.csv", tmp_path / "nope.png")
-    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
-
-
-# --------------------------------------------------------------------------------------- tensorboard
-
-
-def test_tensorboard_logger_logs_metric_rows(tmp_path, monkeypatch):
-    calls = []
-
-    class FakeWriter:
-        def __init__(self, log_dir):
-            calls.append(("init", log_dir))
-
-        def add_scalar(self, tag, value, step):
-            calls.append((tag, value, step))
-
-        def flush(self):
-            pass
-
-        def close(self):
-            calls.append(("close",))
-
-    monkeypatch.setattr(tensorboard, "_summary_writer_class", lambda: FakeWriter)
-    with tensorboard.TensorBoardLogger(tmp_path) as tb:
-        tb.log_epoch({"epoch": 2, "step": 30, "train_loss": 0.5, "val_accuracy": 0.75, "val_cer": None, "lr": 1e-3})
-    assert calls[0] == ("init", str(tmp_path / "tensorboard"))
-    logged = {c[0]: c[1:] for c in calls[1:-1]}
-    assert logged == {"train/loss": (0.5, 30), "val/word_accuracy": (0.75, 30), "train/learning_rate": (1e-3, 30),
-                      "time/epoch": (2.0, 30)}
-    assert calls[-1] == ("close",)
-
-
-def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
-    with pytest.raises(CrnnError, match="pip install tensorboard"):
-        tensorboard.TensorBoardLogger(tmp_path)
-
-
-# -------------------------------------------------------------------------------------------- report
-
-
-def test_char_edits_and_confusions():
-    assert char_edits("AB-7", "A8-77") == [("substitution", "B", "8"), ("insertion", "", "7")]
-    assert char_edits("AB", "B") == [("deletion", "A", "")]
-    counts = confusions([("AB-7", "A8-77"), ("BB", "88"), ("x", "x")])
-    assert counts == {("substitution", "B", "8"): 3, ("insertion", "", "7"): 1}
-    assert report.visible(" ") == "\u2423" and report.visible("") == "\u2205"
-
-
-def test_metrics_rank_character_errors():
-    m = TextMetrics()
-    m.update(["0O1", "O0", "HI", "AB", "OK"], ["OO1", "00", "H", "AB", "0K"])
-    top = m.char_errors_top(2)
-    assert top == [(("substitution", "O", "0"), 2), (("substitution", "0", "O"), 1)]
-    listed = m.summary()["top_char_errors"]
-    assert listed[0] == {"kind": "substitution", "truth": "O", "pred": "0", "count": 2}
-    assert {"kind": "deletion", "truth": "I", "pred": "", "count": 1} in listed
-
-
-class _Checker(HTMLParser):
-    VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr"}
-
-    def __init__(self):
-        super().__init__()
-        self.stack: list[str] = []
-        self.problems: list[str] = []
-        self.refs: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "img":
-            self.refs.append(a["src"])
-        if tag == "a" and a.get("href"):
-            self.refs.append(a["href"])
-        if tag in ("script", "link"):
-            self.problems.append(f"<{tag}> in a static page")
-        if tag not in self.VOID:
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag):
-        if not self.stack or self.stack[-1] != tag:
-            self.problems.append(f"</{tag}> closes <{self.stack[-1] if self.stack else None}>")
-        else:
-            self.stack.pop()
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
-def _check_page(page: Path) -> _Checker:
-    checker = _Checker()
-    checker.feed(page.read_text(encoding="utf-8"))
-    checker.close()
-    assert not checker.problems and not checker.stack, (checker.problems, checker.stack)
-    for ref in checker.refs:
-        assert "://" not in ref and not ref.startswith("/"), ref  # no external assets
-        assert (page.parent / ref).is_file(), ref
-    return checker
-
-
-def test_report_page(rec, tmp_path):
-    data = tmp_path / "hard"
-    make_toy_set(data, 24, seed=7, min_len=4, max_len=9)  # longer than anything trained on: some errors
-    (data / "zz_broken.png").write_bytes(b"nope")
-    with open(data / "labels.tsv", "a", encoding="utf-8") as f:
-        f.write("zz_broken.png\tAB\n")
-    metrics, data_report, preds = rec.evaluate(data)
-    assert metrics.errors, "the test needs some errors"
-    out = tmp_path / "rep"
-    (out / "images").mkdir(parents=True)
-    (out / "images" / "stale.png").write_bytes(b"old")
-    page = report.write_report(out, rec, metrics, preds, data_report, str(data), worst=6, explain=1)
-    assert page == out / "index.html"
-    checker = _check_page(page)
-    text = " ".join(checker.text)
-    for heading in ("Metrics", "Accuracy by label length", "Character confusions", "Worst errors"):
-        assert heading in text
-    assert f"{metrics.accuracy:.2%}" in text and "zz_broken.png" in text
-    shown = min(6, len(metrics.errors))
-    gallery = [r for r in checker.refs if r.startswith("images/error_")]
-    assert len(gallery) == shown
-    assert sum(r.startswith("images/explain_") for r in checker.refs) == 1
-    assert not (out / "images" / "stale.png").exists()
-    img = Image.open(out / gallery[0])
-    assert img.height == 32 and img.mode == "L"  # the image as the model saw it
-    first = metrics.worst(6)[0]
-    assert report.esc(first.truth) in page.read_text(encoding="utf-8")
-
-
-def test_report_escapes_text(rec, tmp_path):
-    evil = '<script>alert("x")</script>&'
-    m = TextMetrics()
-    m.update([evil, "AB"], ["A<b>", "AB"], names=[f"{evil}.png", "ok.png"], confidences=[0.9, 0.8])
-    preds = [Prediction("A<b>", 0.9, f"{evil}.png"), Prediction("AB", 0.8, "ok.png")]
-
-    data_report = Report(evil, total=3, kept=2, skipped=[(evil, evil)], unknown_chars=Counter({"<": 1}))
-    page = report.write_report(tmp_path / "r", rec, m, preds, data_report, tmp_path / evil, explain=0)
-    raw = page.read_text(encoding="utf-8")
-    assert "<script>" not in raw and "<b>" not in raw
-    assert "&lt;script&gt;" in raw
-    checker = _check_page(page)
-    assert "image unavailable" in " ".join(checker.text)

@@ -14,12 +14,13 @@ import pytest
 from conftest import render_text
 from crnn import Recognizer
 from crnn.data.sources import open_source
-from crnn.errors import CrnnError
 from crnn.label.session import LabelRefused, LabelSession, SessionSettings, review_items
 from crnn.label.store import LABEL_PATTERN, LabelStore
 
 WAIT = 60
+
 FAST = ["data.height=32", "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.seed=0"]
+
 TEXTS = ["AB", "x7", "B-A", "7AxB", "-7", "BxA"]
 
 
@@ -53,42 +54,6 @@ def visible_files(out: Path) -> set[str]:
     return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and ".crnn-label" not in p.parts}
 
 
-# -- the store -------------------------------------------------------------------------------------------------------
-def test_copies_are_named_so_the_pattern_reads_them_back(tmp_path):
-    originals = crops(tmp_path / "in")
-    store = LabelStore(tmp_path / "in", tmp_path / "out")
-    for item, label in zip(store.items, ["HELLO", "HELLO", "A_2", "A_2", "x y", "HELLO"]):
-        store.label(item, label)
-    names = sorted(e.file for e in store.entries.values())
-    assert names == ["A_2_1.png", "A_2_2.png", "HELLO.png", "HELLO_2.png", "HELLO_3.png", "x y.png"]
-    assert (tmp_path / "out" / "label-pattern.txt").read_text().strip() == LABEL_PATTERN
-    src = open_source(tmp_path / "out", LABEL_PATTERN)
-    assert sorted(r.label for r in src.records) == ["A_2", "A_2", "HELLO", "HELLO", "HELLO", "x y"]
-    for e in store.entries.values():
-        assert (tmp_path / "out" / e.file).read_bytes() == originals[e.item]
-    assert snapshot(tmp_path / "in") == originals
-
-
-def test_refused_labels_and_crash_repair(tmp_path):
-    crops(tmp_path / "in")
-    store = LabelStore(tmp_path / "in", tmp_path / "out")
-    item = store.items[0]
-    for bad, why in (("", "empty"), ("   ", "empty"), (" A", "space"), ("a/b", "'/'"), (".x", "hidden"),
-                     ("A\tB", "control")):
-        with pytest.raises(CrnnError, match=why):
-            store.label(item, bad)
-    assert not store.entries and visible_files(tmp_path / "out") == {"label-pattern.txt"}
-    store.label(item, "AB")
-    (tmp_path / "out" / "AB.png").unlink()  # as if killed after the record was written, before the copy
-    again = LabelStore(tmp_path / "in", tmp_path / "out")
-    assert (tmp_path / "out" / "AB.png").read_bytes() == (tmp_path / "in" / item).read_bytes()
-    assert again.entries[item].label == "AB"
-    with pytest.raises(CrnnError, match="--format copies"):
-        LabelStore(tmp_path / "in", tmp_path / "out", "tsv")
-    with pytest.raises(CrnnError, match="must not be the image folder"):
-        LabelStore(tmp_path / "in", tmp_path / "in")
-
-
 def test_session_orders_least_confident_first_and_flags_unknown_characters(model, tmp_path):
     crops(tmp_path / "in")
     rec = Recognizer.load(model)
@@ -106,7 +71,6 @@ def test_session_orders_least_confident_first_and_flags_unknown_characters(model
     assert e.value.code == "bad_label"
 
 
-# -- retrain in the loop ---------------------------------------------------------------------------------------------
 def test_retrain_every_n_fine_tunes_and_refills(model, toy_data, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
@@ -134,7 +98,6 @@ def test_retrain_every_n_fine_tunes_and_refills(model, toy_data, tmp_path):
     assert "runs" not in {p.name for p in (tmp_path / "out").iterdir()}  # never read as training data
 
 
-# -- review ------------------------------------------------------------------------------------------------------------
 def test_review_corrects_audit_suspects_in_place(model, toy_data, tmp_path):
     from crnn.insight.audit import audit
 
@@ -172,10 +135,7 @@ def test_review_corrects_audit_suspects_in_place(model, toy_data, tmp_path):
     assert session.current() == first and store.entries[first].label == wrong.get(first, truth[first])
 
 
-# -- the page in a real browser ----------------------------------------------------------------------------------------
 # the `browser` fixture (headless Chromium, skipped without it) is in conftest.py
-
-
 class Page:
     """The labelling page: type, press keys, wait for the server's answer."""
 
@@ -221,8 +181,8 @@ class Page:
 
 
 def _serve(session):
+    from conftest import ServerThread
     from crnn.label.app import create_app
-    from test_serve import ServerThread
 
     return ServerThread(create_app(session))
 

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import render_text
+from conftest import ServerThread, render_text, tiny_model_path
 
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
@@ -31,7 +30,6 @@ pytest.importorskip("multipart")
 
 from crnn import Recognizer  # noqa: E402
 from crnn.serve.app import ServeSettings, create_app  # noqa: E402
-from test_export import tiny_model_path  # noqa: E402
 
 TIMEOUT = 60.0
 SETTINGS = ServeSettings(max_request_bytes=300_000, max_images=8, max_pixels=200_000, max_side=3000,
@@ -50,32 +48,6 @@ def wait_healthy(proc: subprocess.Popen, url: str, log: Path, timeout: float) ->
         assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, "server did not come up: " + log.read_text()
         time.sleep(0.2)
-
-
-class ServerThread:
-    """uvicorn serving ``app`` in a background thread on a socket bound to 127.0.0.1:<free port>."""
-
-    def __init__(self, app):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.sock.close()
 
 
 def png(img: Image.Image) -> bytes:

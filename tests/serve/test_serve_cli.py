@@ -1,5 +1,5 @@
 """``crnn serve`` as a user starts it (a subprocess): a busy port, a body dripped byte by byte, too many
-connections (issue 13). The rest of the service's limits are in test_serve.py."""
+connections (issue 13). The rest of the service's limits are in serve/test_serve_app.py."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")
 
-from test_serve import wait_healthy  # noqa: E402
+from test_serve_app import wait_healthy  # noqa: E402
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from conftest import CHROMEDRIVER, CHROMIUM, render_text  # noqa: E402
+from conftest import CHROMEDRIVER, CHROMIUM, ServerThread, render_text  # noqa: E402
 
 if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
     pytest.skip(f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} "
@@ -22,17 +22,17 @@ pytest.importorskip("uvicorn")
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from test_serve_app import SETTINGS, png  # noqa: E402
 
 from crnn import Recognizer  # noqa: E402
 from crnn.serve.app import create_app  # noqa: E402
-from test_serve import SETTINGS, ServerThread, png  # noqa: E402
 
 WAIT = 60
 
 
 @pytest.fixture(scope="module")
 def served(toy_data, tmp_path_factory):
-    from test_export import tiny_model_path
+    from conftest import tiny_model_path
 
     path = tiny_model_path(toy_data, tmp_path_factory)
     with ServerThread(create_app(Recognizer.load(path), SETTINGS)) as s:

@@ -6,12 +6,12 @@ import time
 
 import pytest
 import torch
+from test_training_loop import toy_config
 
 from crnn.cli import main
 from crnn.training import loop as loop_mod
 from crnn.training.loop import train
 from crnn.training.progress import batch_cer, fastest_threads, schedule_progress
-from test_training import toy_config
 
 
 def test_batch_cer_reads_greedy_paths():

@@ -18,7 +18,6 @@ import pytest
 
 from conftest import make_toy_set
 from crnn.cli import main
-from crnn.fileio import atomic_write
 
 TINY = ["--set", "data.height=32", "--set", "model.rnn_hidden=16", "--set", "train.batch_size=16",
         "--set", "augment.enabled=false", "--set", "train.log_every=1000", "--set", "train.ema=0",
@@ -41,7 +40,8 @@ def data(tmp_path_factory) -> dict[str, Path]:
 
 RAN = (0, 3)
 """A one-epoch toy run may end on CTC's blank plateau: `crnn train` then says so and exits 3, with every
-file written (tests/test_progress.py checks that). These tests are about the run folder, not learning."""
+file written (tests/training/test_training_progress.py checks that). These tests are about the run folder,
+not learning."""
 
 
 def _train(data_dir: Path, out: Path, *extra: str) -> int:
@@ -112,28 +112,6 @@ def test_one_process_per_run_folder_and_a_killed_one_leaves_no_lock(data, tmp_pa
         holder.wait()
     assert _train(data["a"], run) in RAN  # the kernel dropped the dead process's lock
     assert (run / "best.pt").exists()
-
-
-def test_stale_temp_cleanup_spares_a_live_writers_file(tmp_path):
-    target = tmp_path / "last.pt"
-    live = tmp_path / ".last.pt.live123.tmp"
-    dead = tmp_path / ".last.pt.dead456.tmp"
-    live.write_bytes(b"half a checkpoint")
-    dead.write_bytes(b"left by a SIGKILL")
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
-                               "fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX)\n"
-                               "print('locked', flush=True); time.sleep(120)", str(live)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        atomic_write(target, lambda f: f.write(b"new"))
-        assert target.read_bytes() == b"new"
-        assert live.exists() and not dead.exists()
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
-    atomic_write(target, lambda f: f.write(b"newer"))
-    assert not live.exists()
 
 
 def test_resume_refuses_other_data_and_other_settings(data, tmp_path, capsys):
