@@ -151,3 +151,30 @@ def test_resume_notices_a_changed_file_in_the_data(data, tmp_path, capsys):
     assert "the training data differ" in one_error_line(capsys.readouterr().err)
     os.truncate(first, first.stat().st_size - 10)
     assert _train(copy, run, "--resume", "--epochs", "2") in RAN
+
+
+def test_a_folder_with_only_logs_starts_again_and_keeps_them(data, tmp_path, capsys):
+    """A run killed before it saved any model leaves logs only: nothing to resume, so it starts again."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train.log").write_text("a run killed in its first steps\n")
+    (run / "metrics.csv").write_text("epoch\n")
+    assert _train(data["a"], run) in RAN
+    out = capsys.readouterr().out
+    old = [p for p in run.iterdir() if p.name.startswith("old-")]
+    assert len(old) == 1 and "saved no model" in out and str(old[0]) in out
+    assert (old[0] / "train.log").read_text() == "a run killed in its first steps\n"
+    assert (run / "best.pt").exists() and (run / "last.pt").exists()
+
+
+def test_a_resume_writes_a_missing_best_pt_from_last_pt(data, tmp_path):
+    """Killed between last.pt and best.pt of an improving epoch (last.pt is written first): the resume
+    writes best.pt from last.pt's weights, the best so far."""
+    from crnn.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    assert _train(data["a"], run) in RAN
+    (run / "best.pt").unlink()
+    assert _train(data["a"], run, "--resume", "--epochs", "2") in RAN
+    assert load_checkpoint(run / "best.pt")["meta"]["kind"] == "best"
+    assert "best.pt was missing; written from" in (run / "train.log").read_text()
