@@ -5,18 +5,19 @@ from __future__ import annotations
 import errno
 import os
 import pickle
-from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import make_toy_set
+from conftest import ARGS, EPOCHS, RAN
 from crnn import Recognizer
 from crnn.checkpoint import FORMAT, VERSION, CheckpointWriteError, load_checkpoint, save_checkpoint
 from crnn.cli import main
 from crnn.config import Config
 from crnn.errors import CrnnError, ModelFileError
 from crnn.models import build_model
+
+pytestmark = pytest.mark.usefixtures("no_curves")  # no curves.png drawn (see conftest.py)
 
 
 def _payload(charset="ab"):
@@ -99,36 +100,6 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
         save_checkpoint(path, _payload("xy"))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
-
-
-EPOCHS = 3
-
-SETTINGS = ["data.height=32",
-            "model.rnn_hidden=32", "train.batch_size=16", "train.checkpoint_every=0.5", "train.log_every=1",
-            "data.val_fraction=0"]
-
-ARGS = [a for s in SETTINGS for a in ("--set", s)] + ["--epochs", str(EPOCHS), "--no-progress"]
-
-RAN = (0, 3)
-"""These short toy runs may end on CTC's blank plateau: `crnn train` then says so and exits 3, every file
-written (tests/training/test_training_progress.py checks that). The tests here are about faults, not learning."""
-
-
-# Drawing ``curves.png`` after each epoch costs seconds with matplotlib on a busy machine and is not what these
-# tests are about, so it is switched off: here by stubbing ``_write_curves``, in child processes by hiding
-# matplotlib (the loop then records the failure in ``curves.error.txt`` and carries on).
-@pytest.fixture(scope="module", autouse=True)
-def _no_curves():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("crnn.training.loop._write_curves", lambda run: None)
-        yield
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("faults") / "data"
-    make_toy_set(d, 40, seed=11)
-    return d
 
 
 def test_full_disk_while_saving_keeps_the_previous_checkpoint(data, tmp_path, monkeypatch, capsys):

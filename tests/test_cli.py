@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
-import struct
-import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import render_text
+from conftest import error_line, one_error_line, render_text
 from crnn.cli import main
 from crnn.data.images import load_image
 
@@ -137,65 +133,6 @@ def test_beam_and_lexicon_decoding(cli_run, toy_data, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["word_accuracy"] >= 0.85
 
 
-def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def png_claiming(width: int, height: int, rows: int = 1) -> bytes:
-    """A valid PNG of 8-bit grey pixels; only ``rows`` rows of pixel data follow the header."""
-    raw = (b"\0" + b"\xff" * width) * rows if width * rows <= 100_000_000 else b"\0"
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(raw, 9)) + _chunk(b"IEND", b""))
-
-
-def error_line(err: str) -> str:
-    """The CLI's one-line error; no traceback."""
-    err = err.strip()
-    assert "Traceback" not in err, err
-    last = err.splitlines()[-1]
-    assert last.startswith("error: "), err
-    return last
-
-
-# `model_file` (an untrained model over the toy alphabet) is in conftest.py
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory) -> dict:
-    """A folder of label-named images: some good, one of each kind of bad file."""
-    root = tmp_path_factory.mktemp("zoo") / "data"
-    root.mkdir()
-    for text in ("AB", "BA", "7x", "A-B"):
-        render_text(text).save(root / f"{text}.png")
-    Image.new("L", (1, 1), 0).save(root / "A.png")                       # 1 x 1 pixel
-    wide = Image.new("L", (20_000, 20), 255)
-    wide.paste(0, (100, 5, 19_900, 15))
-    wide.save(root / "xx.png")                                           # 20,000 x 20 pixels
-    good = _png(render_text("B"))
-    bad = {
-        "truncated": ("B7.png", good[: len(good) // 2]),
-        "not an image": ("AA.png", b"just some text, not pixels\n"),
-        "empty file": ("BB.png", b""),
-        "PDF as JPEG": ("x7.jpg", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\n"),
-        "bomb (header)": ("77.png", png_claiming(100_000, 100_000)),
-        "bomb (pixels)": ("7A.png", png_claiming(10_000, 5_000, rows=5_000)),
-        "outside charset": ("AZZ.png", _png(render_text("AZZ"))),
-        "outside charset 2": ("Zq.png", _png(render_text("Zq"))),
-        "empty label": (" .png", _png(render_text(" "))),
-        "not an image extension": ("notes.txt", b"hello"),
-    }
-    for _, (name, data) in bad.items():
-        (root / name).write_bytes(data)
-    (root / "copy").mkdir()
-    (root / "copy" / "AB.png").write_bytes((root / "AB.png").read_bytes())  # exact duplicate
-    return {"root": root, "bad": {k: str(root / n) for k, (n, _) in bad.items()},
-            "duplicate": str(root / "copy" / "AB.png")}
-
-
 @pytest.mark.parametrize("command", ["prepare", "train", "eval", "predict"])
 def test_empty_and_missing_folders_stop_with_one_line(command, tmp_path, model_file, capsys):
     empty, missing, only_junk = tmp_path / "empty", tmp_path / "missing", tmp_path / "junk"
@@ -280,23 +217,6 @@ def test_predict_reads_every_mode_and_size_and_names_each_bad_file(zoo, model_fi
                                                                 "could not be read"
     for name, line in zip(bad, err_lines):
         assert line.startswith(f"error: {name}: ")
-
-
-def one_error_line(err: str) -> str:
-    err = err.strip()
-    assert "Traceback" not in err, err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: "), err
-    return err
-
-
-# `model_file` (an untrained model over the toy alphabet) is in conftest.py
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("imgs")
-    for text in ("AB", "7x", "BA"):
-        render_text(text).save(root / f"{text}.png")
-    return root
 
 
 @pytest.mark.parametrize("command", ["predict", "eval"])

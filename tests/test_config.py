@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import one_error_line
 from crnn.cli import main
 from crnn.config import Config, apply_overrides, load_config, parse_duration, to_toml, validate
 from crnn.errors import ConfigError
@@ -92,14 +93,6 @@ def test_training_checks_the_config_before_loading_data(tmp_path):
     with pytest.raises(ConfigError, match="train.lr"):
         train(cfg, tmp_path / "no-such-data", tmp_path / "run")  # the config is named, not the missing data
     assert not (tmp_path / "run").exists()
-
-
-def one_error_line(err: str) -> str:
-    err = err.strip()
-    assert "Traceback" not in err, err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: "), err
-    return err
 
 
 @pytest.mark.parametrize("setting, key", [

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
-from conftest import render_text
+from conftest import one_error_line
 from crnn.cli import main
 from crnn.config import Config, apply_overrides
 from crnn.devices import amp_dtype, resolve_device
@@ -42,23 +40,6 @@ def test_amp_training_runs_on_cpu(toy_data, tmp_path):
     from crnn.checkpoint import load_checkpoint
 
     assert all(v.dtype in (torch.float32, torch.int64) for v in load_checkpoint(res.best_path)["model"].values())
-
-
-def one_error_line(err: str) -> str:
-    err = err.strip()
-    assert "Traceback" not in err, err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: "), err
-    return err
-
-
-# `model_file` (an untrained model over the toy alphabet) is in conftest.py
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("imgs")
-    for text in ("AB", "7x", "BA"):
-        render_text(text).save(root / f"{text}.png")
-    return root
 
 
 @pytest.mark.parametrize("command", ["predict", "eval", "visualize"])

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import subprocess
 import sys
 import textwrap
-import zlib
 
 import numpy as np
 import pytest
@@ -16,15 +14,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import render_text
+from conftest import _png, png_claiming, render_text
 from crnn.data.images import Preprocess, load_image, normalize_batch, preprocess_image
 from crnn.errors import CrnnError, DataError
-
-
-def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 @pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"])
@@ -87,17 +79,6 @@ def test_normalize_batch_pads_with_last_column():
     x, w = normalize_batch([a, b], 1)
     assert x.shape == (2, 1, 4, 5) and list(w) == [3, 5]
     assert np.allclose(x[0], 1.0) and np.allclose(x[1], -1.0)
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def png_claiming(width: int, height: int, rows: int = 1) -> bytes:
-    """A valid PNG of 8-bit grey pixels; only ``rows`` rows of pixel data follow the header."""
-    raw = (b"\0" + b"\xff" * width) * rows if width * rows <= 100_000_000 else b"\0"
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(raw, 9)) + _chunk(b"IEND", b""))
 
 
 def test_decompression_bomb_is_refused_without_allocating(tmp_path):

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
-from PIL import Image
-
-from conftest import render_text
+from conftest import _png, error_line, one_error_line, render_text
 from crnn.cli import main
-
-
-def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def error_line(err: str) -> str:
-    """The CLI's one-line error; no traceback."""
-    err = err.strip()
-    assert "Traceback" not in err, err
-    last = err.splitlines()[-1]
-    assert last.startswith("error: "), err
-    return last
 
 
 def _lmdb(path: Path, entries: dict[bytes, bytes]) -> Path:
@@ -59,14 +41,6 @@ def test_damaged_lmdb_from_another_tool(tmp_path, capsys):
         assert main(["prepare", str(bad), str(tmp_path / "o2.lmdb")]) == 2
         line = error_line(capsys.readouterr().err)
         assert str(bad) in line and expect in line
-
-
-def one_error_line(err: str) -> str:
-    err = err.strip()
-    assert "Traceback" not in err, err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: "), err
-    return err
 
 
 def test_lmdb_with_fewer_samples_than_num_samples_is_an_error(model_file, tmp_path, capsys):

@@ -11,10 +11,8 @@ from pathlib import Path
 import lmdb
 import pytest
 from PIL import Image
-from test_data_images import png_claiming
-from test_data_lmdb_store import _png, error_line
 
-from conftest import render_text
+from conftest import error_line, one_line_per_file, render_text
 from crnn.cli import main
 from crnn.data.prepare import prepare
 from crnn.data.sources import open_source
@@ -76,48 +74,6 @@ def test_prepare_never_destroys_existing_output(tmp_path):
 CHARSET = "-7ABx"
 
 
-def one_line_per_file(text: str, names: list[str]) -> None:
-    """Each name appears on a line of its own that also says why."""
-    lines = text.splitlines()
-    for name in names:
-        hits = [ln for ln in lines if name in ln]
-        assert hits, f"{name} not mentioned in:\n{text}"
-        assert any(": " in ln.split(name, 1)[1] for ln in hits), f"no reason given for {name}: {hits}"
-
-
-# `model_file` (an untrained model over the toy alphabet) is in conftest.py
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory) -> dict:
-    """A folder of label-named images: some good, one of each kind of bad file."""
-    root = tmp_path_factory.mktemp("zoo") / "data"
-    root.mkdir()
-    for text in ("AB", "BA", "7x", "A-B"):
-        render_text(text).save(root / f"{text}.png")
-    Image.new("L", (1, 1), 0).save(root / "A.png")                       # 1 x 1 pixel
-    wide = Image.new("L", (20_000, 20), 255)
-    wide.paste(0, (100, 5, 19_900, 15))
-    wide.save(root / "xx.png")                                           # 20,000 x 20 pixels
-    good = _png(render_text("B"))
-    bad = {
-        "truncated": ("B7.png", good[: len(good) // 2]),
-        "not an image": ("AA.png", b"just some text, not pixels\n"),
-        "empty file": ("BB.png", b""),
-        "PDF as JPEG": ("x7.jpg", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\n"),
-        "bomb (header)": ("77.png", png_claiming(100_000, 100_000)),
-        "bomb (pixels)": ("7A.png", png_claiming(10_000, 5_000, rows=5_000)),
-        "outside charset": ("AZZ.png", _png(render_text("AZZ"))),
-        "outside charset 2": ("Zq.png", _png(render_text("Zq"))),
-        "empty label": (" .png", _png(render_text(" "))),
-        "not an image extension": ("notes.txt", b"hello"),
-    }
-    for _, (name, data) in bad.items():
-        (root / name).write_bytes(data)
-    (root / "copy").mkdir()
-    (root / "copy" / "AB.png").write_bytes((root / "AB.png").read_bytes())  # exact duplicate
-    return {"root": root, "bad": {k: str(root / n) for k, (n, _) in bad.items()},
-            "duplicate": str(root / "copy" / "AB.png")}
-
-
 def test_prepare_skips_counts_and_lists_every_bad_file(zoo, tmp_path, capsys):
     out = tmp_path / "zoo.lmdb"
     assert main(["prepare", str(zoo["root"]), str(out), f"--charset={CHARSET}"]) == 0
@@ -158,15 +114,6 @@ def test_prepare_stops_when_nothing_is_usable(tmp_path, capsys):
     assert str(data) in line and "no usable sample (3 skipped" in line and "nothing written" in line
     assert "empty file" in line and "not an image" in line
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".o.lmdb")]
-
-
-# `model_file` (an untrained model over the toy alphabet) is in conftest.py
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("imgs")
-    for text in ("AB", "7x", "BA"):
-        render_text(text).save(root / f"{text}.png")
-    return root
 
 
 _PREPARE_AND_HANG = """

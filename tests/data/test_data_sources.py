@@ -12,10 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from test_data_images import _png
-from test_data_lmdb_store import error_line
 
-from conftest import render_text
+from conftest import _png, error_line, render_text
 from crnn.charset import Charset, normalize
 from crnn.cli import main
 from crnn.data.sources import open_source

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import unicodedata
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_decoding_beam import peaked, random_log_probs, random_path
 
-from conftest import render_text
+from conftest import one_error_line
 from crnn.cli import main
 from crnn.decoding.beam import ctc_align, ctc_sequence_log_prob
 from crnn.decoding.greedy import greedy_decode
@@ -203,23 +202,6 @@ def test_unreadable_word_lists_are_one_clear_error(tmp_path):
         Lexicon.from_file(latin1, "acef")
     with pytest.raises(DataError, match=r"missing.txt: cannot read the word list"):
         Lexicon.from_file(tmp_path / "missing.txt", "acef")
-
-
-def one_error_line(err: str) -> str:
-    err = err.strip()
-    assert "Traceback" not in err, err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: "), err
-    return err
-
-
-# `model_file` (an untrained model over the toy alphabet) is in conftest.py
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("imgs")
-    for text in ("AB", "7x", "BA"):
-        render_text(text).save(root / f"{text}.png")
-    return root
 
 
 def test_empty_lexicon_is_one_line(model_file, images, tmp_path, capsys):

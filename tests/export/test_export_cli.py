@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-import pytest
-from test_export_onnx import needs_onnx
-
-from conftest import render_text, tiny_model_path
+from conftest import needs_onnx, render_text
 from crnn import Recognizer
 from crnn.export.cli import register as register_export
 from crnn.export.onnx import export_onnx
 from crnn.export.torchscript import export_torchscript
-
-
-@pytest.fixture(scope="module")
-def model_path(toy_data, tmp_path_factory) -> Path:
-    return tiny_model_path(toy_data, tmp_path_factory)
 
 
 def _export_cli(argv: list[str]) -> int:

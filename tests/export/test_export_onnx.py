@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import render_text, tiny_model_path
+from conftest import TOLERANCE, needs_onnx
 from crnn import Recognizer
 from crnn.charset import Charset
 from crnn.config import Config, ModelConfig
@@ -22,37 +21,11 @@ from crnn.inference.onnx import OnnxRecognizer, read_metadata
 from crnn.models import build_model
 from crnn.models.geometry import output_lengths
 
-HAVE_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
-
-needs_onnx = pytest.mark.skipif(not HAVE_ONNX, reason="needs onnx and onnxruntime (pip install onnx onnxruntime)")
-
-TOLERANCE = 1e-4
-
 
 @pytest.fixture(scope="module")
-def model_path(toy_data, tmp_path_factory) -> Path:
-    return tiny_model_path(toy_data, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def onnx_path(model_path, tmp_path_factory) -> Path:
-    result = export_onnx(model_path, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
-    assert result.max_abs_diff is not None and result.max_abs_diff < TOLERANCE
-    return result.path
-
-
-@pytest.fixture(scope="module")
-def images(toy_data, tmp_path_factory) -> list[Path]:
-    """Text lines of many widths: the toy test set plus some longer and very short renderings."""
-    folder = tmp_path_factory.mktemp("widths")
-    extra = []
-    for i, text in enumerate(["A", "x", "AB-7xAB-7x", "7-7-7-7-7-7-BBBB", "xA"]):
-        p = folder / f"w{i}.png"
-        render_text(text).save(p)
-        extra.append(p)
-    wide = folder / "wide.png"
-    render_text("AB" * 40).save(wide)  # over 512 px at model height: read at full width
-    return sorted((toy_data / "test").glob("*.png"))[:20] + extra + [wide]
+def images(width_images) -> list[Path]:
+    """Text lines of many widths (``width_images`` in conftest.py)."""
+    return width_images
 
 
 @needs_onnx

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_export_onnx import TOLERANCE
 
-from conftest import render_text, tiny_model_path
+from conftest import TOLERANCE
 from crnn import Recognizer
 from crnn.export.torchscript import export_torchscript
 from crnn.inference.exported import METADATA_KEY
@@ -18,22 +17,9 @@ from crnn.inference.torchscript import TorchScriptRecognizer
 
 
 @pytest.fixture(scope="module")
-def model_path(toy_data, tmp_path_factory) -> Path:
-    return tiny_model_path(toy_data, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def images(toy_data, tmp_path_factory) -> list[Path]:
-    """Text lines of many widths: the toy test set plus some longer and very short renderings."""
-    folder = tmp_path_factory.mktemp("widths")
-    extra = []
-    for i, text in enumerate(["A", "x", "AB-7xAB-7x", "7-7-7-7-7-7-BBBB", "xA"]):
-        p = folder / f"w{i}.png"
-        render_text(text).save(p)
-        extra.append(p)
-    wide = folder / "wide.png"
-    render_text("AB" * 40).save(wide)  # over 512 px at model height: read at full width
-    return sorted((toy_data / "test").glob("*.png"))[:20] + extra + [wide]
+def images(width_images) -> list[Path]:
+    """Text lines of many widths (``width_images`` in conftest.py)."""
+    return width_images
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import render_text
+from conftest import error_line, render_text
 from crnn.checkpoint import save_checkpoint
 from crnn.cli import main
 from crnn.config import Config
@@ -16,15 +16,6 @@ from crnn.data.images import Preprocess
 from crnn.models import build_model
 
 CHARSET = "-7ABx"
-
-
-def error_line(err: str) -> str:
-    """The CLI's one-line error; no traceback."""
-    err = err.strip()
-    assert "Traceback" not in err, err
-    last = err.splitlines()[-1]
-    assert last.startswith("error: "), err
-    return last
 
 
 # tests/test_checkpoint.py covers: a __reduce__ payload in a checkpoint and a raw pickle, truncation at one
@@ -121,23 +112,6 @@ def test_untrusted_model_files_are_refused_with_one_line(kind, tmp_path, capsys,
     assert not marker.exists()  # the payload never ran
     assert time.perf_counter() - t < 20
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 500_000  # KB: nothing huge was built
-
-
-# `model_file` (an untrained model over the toy alphabet) is in conftest.py
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("imgs")
-    for text in ("AB", "7x", "BA"):
-        render_text(text).save(root / f"{text}.png")
-    return root
-
-
-@pytest.fixture(scope="module")
-def onnx_file(model_file, tmp_path_factory) -> Path:
-    pytest.importorskip("onnxruntime")
-    out = tmp_path_factory.mktemp("onnx") / "m.onnx"
-    assert main(["export", str(model_file), "--format", "onnx", "--out", str(out)]) == 0
-    return out
 
 
 def test_eval_runs_an_onnx_file_like_its_checkpoint(onnx_file, model_file, images, capsys):

@@ -6,30 +6,13 @@ from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
 from PIL import Image
-from test_insight_visualize import FAST
 
 from conftest import make_toy_set
-from crnn import Prediction, Recognizer
-from crnn.config import Config, apply_overrides
+from crnn import Prediction
 from crnn.data.validate import Report
 from crnn.insight import report
 from crnn.metrics import TextMetrics
-from crnn.training.loop import train
-
-
-@pytest.fixture(scope="module")
-def run(toy_data, tmp_path_factory):
-    """A tiny model trained for 4 epochs (it reads most of the toy set) and its run folder."""
-    cfg = apply_overrides(Config(), FAST + ["train.epochs=4"])
-    return train(cfg, toy_data / "train", tmp_path_factory.mktemp("insight") / "run", val_path=toy_data / "test",
-                 progress=False, log=lambda *a: None)
-
-
-@pytest.fixture(scope="module")
-def rec(run):
-    return Recognizer.load(run.best_path)
 
 
 class _Checker(HTMLParser):

@@ -6,47 +6,18 @@ import argparse
 import dataclasses
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageFont
 
-from conftest import render_text
-from crnn import Recognizer
+from conftest import one_error_line, render_text
 from crnn.cli import main
-from crnn.config import Config, apply_overrides
 from crnn.data.images import normalize_batch
 from crnn.errors import ConfigError, CrnnError, DataError
 from crnn.insight import visualize
 from crnn.insight.cli import register
-from crnn.training.loop import train
-
-
-def one_error_line(err: str) -> str:
-    err = err.strip()
-    assert "Traceback" not in err, err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: "), err
-    return err
-
-
-# `model_file` (an untrained model over the toy alphabet) is in conftest.py
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("imgs")
-    for text in ("AB", "7x", "BA"):
-        render_text(text).save(root / f"{text}.png")
-    return root
-
-
-@pytest.fixture(scope="module")
-def onnx_file(model_file, tmp_path_factory) -> Path:
-    pytest.importorskip("onnxruntime")
-    out = tmp_path_factory.mktemp("onnx") / "m.onnx"
-    assert main(["export", str(model_file), "--format", "onnx", "--out", str(out)]) == 0
-    return out
 
 
 def test_visualize_and_eval_report_say_they_need_the_checkpoint(onnx_file, images, tmp_path, capsys):
@@ -59,22 +30,6 @@ def test_visualize_and_eval_report_say_they_need_the_checkpoint(onnx_file, image
     assert "is an exported ONNX model" in one_error_line(capsys.readouterr().err)
     assert main(["eval", str(onnx_file), str(images), "--report", str(tmp_path / "rep")]) == 2
     assert "--report draws alignments with PyTorch" in one_error_line(capsys.readouterr().err)
-
-
-FAST = ["data.height=32", "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.log_every=5"]
-
-
-@pytest.fixture(scope="module")
-def run(toy_data, tmp_path_factory):
-    """A tiny model trained for 4 epochs (it reads most of the toy set) and its run folder."""
-    cfg = apply_overrides(Config(), FAST + ["train.epochs=4"])
-    return train(cfg, toy_data / "train", tmp_path_factory.mktemp("insight") / "run", val_path=toy_data / "test",
-                 progress=False, log=lambda *a: None)
-
-
-@pytest.fixture(scope="module")
-def rec(run):
-    return Recognizer.load(run.best_path)
 
 
 @pytest.fixture(scope="module")

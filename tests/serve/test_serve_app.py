@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ServerThread, render_text, tiny_model_path
+from conftest import ServerThread, render_text
 
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
@@ -65,11 +65,6 @@ def fixed_width(text: str, width: int = 96) -> Image.Image:
 
 
 TEXTS = ["AB", "x7", "B-A", "7", "xx", "AAx", "-7B", "x-x", "BB", "7A", "A", "Bx7"]
-
-
-@pytest.fixture(scope="module")
-def model_path(toy_data, tmp_path_factory) -> Path:
-    return tiny_model_path(toy_data, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_synth_generate import WORDS
 
 from crnn.errors import ConfigError
 from crnn.synth import (
@@ -15,13 +14,6 @@ from crnn.synth import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def words_file(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("words") / "words.txt"
-    p.write_text("\n".join(WORDS.split()) + "\n", encoding="utf-8")
-    return p
 
 
 def test_bad_font_balance_and_tight_settings_are_rejected():

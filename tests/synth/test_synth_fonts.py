@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fontTools.ttLib import TTFont
-from test_synth_generate import WORDS
 
 from crnn.errors import DataError
 from crnn.synth import (
@@ -29,19 +28,6 @@ def cmap_of(path: str) -> set[int]:
     """Read the cmap afresh (not through the package's cache) so the check is independent."""
     with TTFont(path, fontNumber=0) as tt:
         return set(tt.getBestCmap())
-
-
-@pytest.fixture(scope="module")
-def words_file(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("words") / "words.txt"
-    p.write_text("\n".join(WORDS.split()) + "\n", encoding="utf-8")
-    return p
-
-
-@pytest.fixture(scope="module")
-def cfg(words_file) -> SynthConfig:
-    """Independent of installed system fonts and of wordfreq."""
-    return SynthConfig(system_fonts=False, text=f"words:{words_file}", punct_prob=0.3, pattern_prob=0.2)
 
 
 def test_family_balance_gives_each_family_an_equal_share(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ from PIL import Image
 
 from crnn.data.lmdb_store import LmdbReader
 from crnn.synth import (
-    SynthConfig,
     SynthStream,
     sample,
     sample_at,
@@ -20,21 +18,6 @@ from crnn.synth import (
 from crnn.synth import fonts as fonts_mod
 from crnn.synth import generate as gen_mod
 from crnn.synth.fonts import font_codepoints, load_font
-
-WORDS = "apple banana cherry river mountain quiet window yellow garden simple number letter table\n"
-
-
-@pytest.fixture(scope="module")
-def words_file(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("words") / "words.txt"
-    p.write_text("\n".join(WORDS.split()) + "\n", encoding="utf-8")
-    return p
-
-
-@pytest.fixture(scope="module")
-def cfg(words_file) -> SynthConfig:
-    """Independent of installed system fonts and of wordfreq."""
-    return SynthConfig(system_fonts=False, text=f"words:{words_file}", punct_prob=0.3, pattern_prob=0.2)
 
 
 def png(img: Image.Image) -> bytes:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_synth_generate import WORDS, clear_caches, png
+from test_synth_generate import clear_caches, png
 
 from crnn.errors import ConfigError
 from crnn.synth import (
@@ -16,19 +15,6 @@ from crnn.synth import (
     sample_at,
 )
 from crnn.synth.fonts import bundled_font_dir, load_font
-
-
-@pytest.fixture(scope="module")
-def words_file(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("words") / "words.txt"
-    p.write_text("\n".join(WORDS.split()) + "\n", encoding="utf-8")
-    return p
-
-
-@pytest.fixture(scope="module")
-def cfg(words_file) -> SynthConfig:
-    """Independent of installed system fonts and of wordfreq."""
-    return SynthConfig(system_fonts=False, text=f"words:{words_file}", punct_prob=0.3, pattern_prob=0.2)
 
 
 def test_glyph_distortion_is_deterministic_and_differs_from_rigid_lines(cfg):

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
-from test_synth_generate import WORDS, png
+from test_synth_generate import png
 
 from crnn.synth import (
     SynthConfig,
     sample_at,
 )
 from crnn.synth.render import luminance, pick_colours
-
-
-@pytest.fixture(scope="module")
-def words_file(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("words") / "words.txt"
-    p.write_text("\n".join(WORDS.split()) + "\n", encoding="utf-8")
-    return p
-
-
-@pytest.fixture(scope="module")
-def cfg(words_file) -> SynthConfig:
-    """Independent of installed system fonts and of wordfreq."""
-    return SynthConfig(system_fonts=False, text=f"words:{words_file}", punct_prob=0.3, pattern_prob=0.2)
 
 
 def _ink_box(img: Image.Image) -> tuple[int, int, int, int]:

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_synth_generate import WORDS, clear_caches, png
+from test_synth_generate import clear_caches, png
 
 from crnn.errors import ConfigError
 from crnn.synth import (
     SynthConfig,
     sample_at,
 )
-
-
-@pytest.fixture(scope="module")
-def words_file(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("words") / "words.txt"
-    p.write_text("\n".join(WORDS.split()) + "\n", encoding="utf-8")
-    return p
-
-
-@pytest.fixture(scope="module")
-def cfg(words_file) -> SynthConfig:
-    """Independent of installed system fonts and of wordfreq."""
-    return SynthConfig(system_fonts=False, text=f"words:{words_file}", punct_prob=0.3, pattern_prob=0.2)
-
 
 SCENE_OPTIONS = {"scene_prob": 1.0, "curve_prob": 1.0, "perspective_prob": 1.0, "lowres_prob": 1.0,
                  "binarize_prob": 1.0}

@@ -9,21 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crnn.config import Config, apply_overrides
 from crnn.errors import DataError
 from crnn.training import curves
-from crnn.training.loop import train
 from crnn.training.runlog import METRIC_FIELDS
-
-FAST = ["data.height=32", "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.log_every=5"]
-
-
-@pytest.fixture(scope="module")
-def run(toy_data, tmp_path_factory):
-    """A tiny model trained for 4 epochs (it reads most of the toy set) and its run folder."""
-    cfg = apply_overrides(Config(), FAST + ["train.epochs=4"])
-    return train(cfg, toy_data / "train", tmp_path_factory.mktemp("insight") / "run", val_path=toy_data / "test",
-                 progress=False, log=lambda *a: None)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> Path:

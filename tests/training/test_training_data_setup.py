@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from conftest import make_toy_set, render_text
+from conftest import error_line, make_toy_set, one_line_per_file, render_text
 from crnn.cli import main
 from crnn.config import Config, apply_overrides
 from crnn.data.dataset import TextLineDataset
@@ -15,24 +15,6 @@ from crnn.training.loop import train
 CHARSET = "-7ABx"
 
 TINY = ["data.height=32", "model.rnn_hidden=16", "train.batch_size=16", "train.log_every=1000", "augment.enabled=false"]
-
-
-def one_line_per_file(text: str, names: list[str]) -> None:
-    """Each name appears on a line of its own that also says why."""
-    lines = text.splitlines()
-    for name in names:
-        hits = [ln for ln in lines if name in ln]
-        assert hits, f"{name} not mentioned in:\n{text}"
-        assert any(": " in ln.split(name, 1)[1] for ln in hits), f"no reason given for {name}: {hits}"
-
-
-def error_line(err: str) -> str:
-    """The CLI's one-line error; no traceback."""
-    err = err.strip()
-    assert "Traceback" not in err, err
-    last = err.splitlines()[-1]
-    assert last.startswith("error: "), err
-    return last
 
 
 def tiny_config(*extra: str) -> Config:

@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
-from conftest import make_toy_set
+from conftest import ARGS, EPOCHS, SETTINGS
 from crnn.checkpoint import load_checkpoint
 from crnn.cli import main
 from crnn.config import Config, apply_overrides
 from crnn.training.loop import train
 
-EPOCHS = 3
-
-SETTINGS = ["data.height=32",
-            "model.rnn_hidden=32", "train.batch_size=16", "train.checkpoint_every=0.5", "train.log_every=1",
-            "data.val_fraction=0"]
-
-ARGS = [a for s in SETTINGS for a in ("--set", s)] + ["--epochs", str(EPOCHS), "--no-progress"]
-
 STEPS_PER_EPOCH = 3  # 40 samples in batches of 16
 
 
-# Drawing ``curves.png`` after each epoch costs seconds with matplotlib on a busy machine and is not what these
-# tests are about, so it is switched off: here by stubbing ``_write_curves``, in child processes by hiding
-# matplotlib (the loop then records the failure in ``curves.error.txt`` and carries on).
-@pytest.fixture(scope="module", autouse=True)
-def _no_curves():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("crnn.training.loop._write_curves", lambda run: None)
-        yield
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("faults") / "data"
-    make_toy_set(d, 40, seed=11)
-    return d
+pytestmark = pytest.mark.usefixtures("no_curves")  # no curves.png drawn (see conftest.py)
 
 
 def test_occasional_non_finite_losses_are_skipped_and_counted(data, tmp_path, monkeypatch):

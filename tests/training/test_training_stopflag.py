@@ -15,32 +15,12 @@ import pytest
 import torch
 from test_training_state import STEPS_PER_EPOCH
 
-from conftest import make_toy_set
+from conftest import ARGS, EPOCHS, RAN
 from crnn.checkpoint import load_checkpoint
 from crnn.cli import main
 from crnn.training.runlog import read_metrics
 
-EPOCHS = 3
-
-SETTINGS = ["data.height=32",
-            "model.rnn_hidden=32", "train.batch_size=16", "train.checkpoint_every=0.5", "train.log_every=1",
-            "data.val_fraction=0"]
-
-ARGS = [a for s in SETTINGS for a in ("--set", s)] + ["--epochs", str(EPOCHS), "--no-progress"]
-
-RAN = (0, 3)
-"""These short toy runs may end on CTC's blank plateau: `crnn train` then says so and exits 3, every file
-written (tests/training/test_training_progress.py checks that). The tests here are about faults, not learning."""
-
-
-# Drawing ``curves.png`` after each epoch costs seconds with matplotlib on a busy machine and is not what these
-# tests are about, so it is switched off: here by stubbing ``_write_curves``, in child processes by hiding
-# matplotlib (the loop then records the failure in ``curves.error.txt`` and carries on).
-@pytest.fixture(scope="module", autouse=True)
-def _no_curves():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("crnn.training.loop._write_curves", lambda run: None)
-        yield
+pytestmark = pytest.mark.usefixtures("no_curves")  # no curves.png drawn (see conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +29,6 @@ def child_env(tmp_path_factory) -> dict:
     (site / "sitecustomize.py").write_text("import sys\nsys.modules['matplotlib'] = None\n")
     path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": path}
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("faults") / "data"
-    make_toy_set(d, 40, seed=11)
-    return d
 
 
 @pytest.fixture(scope="module")
