@@ -17,6 +17,7 @@ from pathlib import Path
 from crnn import __version__
 from crnn.errors import CrnnError
 from crnn.export.cli import register as register_export
+from crnn.inference.load import BACKENDS
 from crnn.insight.cli import register as register_visualize
 from crnn.insight.cli import register_audit
 from crnn.label.cli import register as register_label
@@ -272,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--beam", type=int, default=0, help="CTC prefix beam search width (0 = greedy)")
     p.add_argument("--lexicon", help="word list: decode to the best-scoring word in it")
-    p.add_argument("--backend", choices=("auto", "torch", "onnx", "torchscript"), default="auto",
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto: ONNX Runtime for .onnx, TorchScript for .torchscript.pt, and for a checkpoint ONNX "
                         "Runtime when installed (traced at load, same texts, 2-3x faster on the CPU), else "
                         "PyTorch; torch keeps a checkpoint on PyTorch")

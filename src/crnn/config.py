@@ -451,15 +451,19 @@ def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
 def build_config(path: str | Path | None = None, overrides: list[str] | None = None,
                  settings: dict[str, Any] | None = None) -> tuple[Config, set[str]]:
     """The config of a run and the keys the user gave: the file at ``path``, then ``--set`` ``overrides``,
-    then ``settings`` (``{"train.epochs": 5}``: what ``crnn train``'s own flags say), each checked by type.
+    then ``settings`` (``{"train.epochs": 5}``: what ``crnn train``'s own flags say, already typed by the
+    parser, so they are set as given: a label pattern ``none`` stays a pattern; ``train.time_budget`` may be a
+    duration such as ``10m``).
 
     >>> cfg, given = build_config(None, ["train.lr=1e-3"], {"train.time_budget": "10m", "model.arch": "paper"})
     >>> cfg.train.lr, cfg.train.time_budget, cfg.model.arch, sorted(given)
     (0.001, 600.0, 'paper', ['model.arch', 'train.lr', 'train.time_budget'])
     """
-    named = [f"{k}={v}" for k, v in (settings or {}).items()]
-    return apply_overrides(load_config(path), list(overrides or []) + named), explicit_keys(path, overrides) | set(
-        settings or {})
+    cfg = apply_overrides(load_config(path), overrides)
+    for key, value in (settings or {}).items():
+        section, name = key.split(".")
+        setattr(getattr(cfg, section), name, parse_duration(value) if name == "time_budget" else value)
+    return cfg, explicit_keys(path, overrides) | set(settings or {})
 
 
 def explicit_keys(path: str | Path | None, overrides: list[str] | None) -> set[str]:

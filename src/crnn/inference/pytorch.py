@@ -81,8 +81,8 @@ class Recognizer(BasePredictor):
         self.model = model.to(self.device).eval()
         self.charset, self.preprocess, self.config, self.name = charset, preprocess, config, name
         self.meta = meta or {}
-        self._fast: BasePredictor | None = None
-        self.runtime = self._start_runtime(runtime, threads)
+        self._fast: BasePredictor | None = None  # tracing reads this recognizer, so it must be whole first
+        self._fast = self._fast_twin(runtime, threads)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu", runtime: str = "auto",
@@ -90,7 +90,7 @@ class Recognizer(BasePredictor):
         """Load a checkpoint file or ``builtin:NAME``; never executes code from the file.
 
         ``runtime``: ``auto`` (ONNX Runtime on the CPU when installed, else PyTorch), ``torch`` or ``onnx``;
-        ``threads``: ONNX Runtime's intra-op threads (default: its own choice).
+        ``threads``: ONNX Runtime's intra-op threads (default: as many as torch uses).
         """
         p = resolve_model_path(path)
         ckpt = load_checkpoint(p)
@@ -98,36 +98,41 @@ class Recognizer(BasePredictor):
         return cls(model, charset, pre, cfg, device, str(path), ckpt.get("meta", {}), runtime, threads)
 
     @property
-    def backend(self) -> str:
+    def runtime(self) -> str:
         """What runs the network: ``torch``, or ``onnx`` (ONNX Runtime, traced from this model at load)."""
+        return "torch" if self._fast is None else "onnx"
+
+    @property
+    def backend(self) -> str:
+        """:attr:`runtime`, under the name the other recognizers and the service use."""
         return self.runtime
 
     @property
     def width_steps(self) -> WidthSteps:  # type: ignore[override]
         return self.model.width_steps
 
-    def _start_runtime(self, runtime: str, threads: int | None) -> str:
+    def _fast_twin(self, runtime: str, threads: int | None) -> BasePredictor | None:
+        """The ONNX Runtime twin that runs the network, or None for PyTorch."""
         if runtime not in RUNTIMES:
             raise CrnnError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         if runtime == "torch" or (runtime == "auto" and (self.device.type != "cpu" or not onnxruntime_available())):
-            return "torch"
+            return None
         if self.device.type != "cpu":
             raise CrnnError(f"runtime 'onnx' runs on the CPU; this recognizer is on {self.device}")
         from crnn.inference.fast import onnx_twin
 
         try:  # as many threads as torch would use (OMP_NUM_THREADS, torch.set_num_threads): one knob for both
-            self._fast = onnx_twin(self, threads or torch.get_num_threads())
+            return onnx_twin(self, threads or torch.get_num_threads())
         except CrnnError as e:
             if runtime == "onnx":
                 raise
             warnings.warn(f"{self.name}: ONNX Runtime not used ({e}); running on PyTorch", stacklevel=3)
-            return "torch"
-        return "onnx"
+            return None
 
     def _forward(self, batch: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._fast is not None:
             return self._fast._forward(batch, widths)
-        return torch_forward(self.model, self.device)(batch, widths)
+        return self.torch_forward(batch, widths)
 
     def torch_forward(self, batch: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The PyTorch model's outputs, whatever the runtime (what exports are checked against)."""

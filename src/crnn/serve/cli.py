@@ -9,7 +9,7 @@ import socket
 import sys
 
 from crnn.errors import CrnnError
-from crnn.inference.load import load_recognizer
+from crnn.inference.load import BACKENDS, load_recognizer
 
 
 def cmd_serve(args) -> int:
@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("model", help="checkpoint file, builtin:NAME, exported .onnx or .torchscript.pt")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--backend", choices=("auto", "torch", "onnx", "torchscript"), default="auto",
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto: onnx for .onnx, torchscript for .torchscript.pt, torch otherwise")
     p.add_argument("--device", default="cpu", help="torch backend: cpu, cuda, auto")
     p.add_argument("--threads", type=_positive,

@@ -100,8 +100,7 @@ def _loop(s: RunSetup, run: Path, progress: bool) -> TrainResult:
     budget = cfg.train.time_budget
     history: list[dict] = []
     interrupted = finished = False
-    last_ckpt = last_curves = time.monotonic()
-    last_curves -= 60
+    last_ckpt, last_curves = time.monotonic(), 0.0  # 0: the first epoch draws curves.png
     bad_steps = 0
     t_run0 = time.monotonic() - ts.elapsed
     images_at_start, elapsed_at_start = ts.images, ts.elapsed
