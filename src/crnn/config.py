@@ -37,7 +37,9 @@ class DataConfig:
     height: int = 48
     """Every image is resized to this height, keeping its aspect ratio. 48 rather than the paper's 32:
     on the seed-parity benchmark it kept the detail that tells 0 from O and 8 from B (85.6 % against
-    77-82 % held-out in the same 10 minutes, see BENCHMARKS.md), at 2.25x the arithmetic per image."""
+    77-82 % held-out in the same 10 minutes, see BENCHMARKS.md), at 2.25x the arithmetic per image.
+    A fine-tune (``--init``) uses the init model's height unless this is set, or the training images all
+    share one taller height that its weights fit (``crnn.training.finetune.native_height``)."""
     channels: int = 1
     """1 = grayscale, 3 = RGB."""
     min_width: int = 16

@@ -149,6 +149,38 @@ def test_finetune_keeps_the_init_height_unless_asked(trained, tmp_path):
     assert main(common + ["--out", str(tmp_path / "bad"), "--set", "data.height=64"]) == 2
 
 
+def test_finetune_reads_images_of_one_taller_height_at_it(trained, tmp_path, capsys):
+    """Images that all share a height above the init model's 32 px are fine-tuned at it, when the weights fit
+    (small: 32-63 px); taller ones keep 32 with a word; data.height given wins."""
+    from crnn.cli import main
+
+    def toy(folder: Path, height: int) -> Path:
+        folder.mkdir(parents=True)
+        lines = []
+        for i, text in enumerate(["AB", "B7", "x7A", "7xB", "BA", "A7x"] * 6):
+            render_text(text, height=height, font_size=int(height * 0.7)).save(folder / f"{i:03d}.png")
+            lines.append(f"{i:03d}.png\t{text}")
+        (folder / "labels.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return folder
+
+    common = ["train", "--init", str(trained.best_path), "--epochs", "1", "--no-progress",
+              "--set", "train.batch_size=16"]
+    capsys.readouterr()
+    assert main(common + ["--train", str(toy(tmp_path / "h40", 40)), "--out", str(tmp_path / "r40")]) == 0
+    assert load_checkpoint(tmp_path / "r40" / "best.pt")["preprocess"]["height"] == 40
+    assert "fine-tuning at the training images' own height, 40 px (the init model was trained at 32; its " \
+           "weights fit 32-63 px)" in capsys.readouterr().out
+    assert Recognizer.load(tmp_path / "r40" / "best.pt").preprocess.height == 40
+    assert main(common + ["--train", str(toy(tmp_path / "h80", 80)), "--out", str(tmp_path / "r80")]) == 0
+    assert load_checkpoint(tmp_path / "r80" / "best.pt")["preprocess"]["height"] == 32
+    assert "the training images are 80 px high: fine-tuning reads them at the init model's 32 px" \
+           in capsys.readouterr().out
+    assert main(common + ["--train", str(tmp_path / "h40"), "--out", str(tmp_path / "kept"),
+                          "--set", "data.height=32"]) == 0
+    assert load_checkpoint(tmp_path / "kept" / "best.pt")["preprocess"]["height"] == 32
+    assert "own height" not in capsys.readouterr().out
+
+
 def test_finetune_honours_dropout_and_refuses_a_different_architecture(trained, tmp_path, capsys):
     """--set model.dropout changes the fine-tune; an architecture key that differs is an error, not ignored."""
     from crnn.cli import main

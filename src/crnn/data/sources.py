@@ -16,6 +16,7 @@ Rules for a folder:
 from __future__ import annotations
 
 import os
+import random
 import re
 import stat
 import unicodedata
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from crnn.charset import normalize
-from crnn.data.images import is_image_path
+from crnn.data.images import is_image_path, load_image
 from crnn.data.lmdb_store import LmdbReader, is_lmdb
 from crnn.errors import DataError
 
@@ -328,3 +329,26 @@ def tsv_field(text: str) -> str:
     ``\n`` (the IANA/PostgreSQL convention), other control characters as ``\xNN``."""
     text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return display(text)
+
+
+def common_height(sources: list[Source], sample: int = 200, share: float = 0.9) -> int | None:
+    """The height (px, upright) that at least ``share`` of a seeded sample of the listed images have, or None.
+
+    Fixed-size crops (CAPTCHAs, one scanner's lines at one resolution) share one height; a fine-tune reads
+    them at it rather than downscaling (:func:`crnn.training.finetune.native_height`). Samples that cannot be
+    decoded are left out here: validation reports them when the images are loaded.
+    """
+    pool = [(src, rec) for src in sources for rec in src.records]
+    if not pool:
+        return None
+    picked = random.Random(0).sample(pool, min(sample, len(pool)))
+    heights: Counter[int] = Counter()
+    for src, rec in picked:
+        try:
+            heights[load_image(src.read_bytes(rec), rec.name).height] += 1
+        except DataError:
+            continue
+    if not heights:
+        return None
+    height, count = heights.most_common(1)[0]
+    return height if count >= share * len(picked) else None

@@ -76,14 +76,11 @@ class CRNN(nn.Module):
         super().__init__()
         self.blocks = list(blocks)
         self.width_steps = geometry.width_steps(self.blocks)
-        stages, cin, h = [], in_channels, height
+        stages, cin = [], in_channels
         for b in blocks:
             stages.append(_conv_block(cin, b))
             cin = b.out
-            if b.kernel != 3:
-                h -= b.kernel - 1
-            if b.pool:
-                h //= b.pool[0]
+        h = geometry.feature_height(blocks, height)
         if h < 1:
             raise ValueError(f"input height {height} is too small for {len(blocks)} pooling stages")
         self.cnn = nn.Sequential(*stages)

@@ -36,6 +36,19 @@ def width_steps(blocks: Sequence[Block]) -> WidthSteps:
     return [(b.kernel - 1 if b.kernel != 3 else 0, b.pool[1] if b.pool else 1) for b in blocks]
 
 
+def feature_height(blocks: Sequence[Block], height: int) -> int:
+    """Rows left of an input ``height`` px high after the conv stack (each becomes part of a column's feature
+    vector, so two input heights with the same value share every weight: a model trained at 48 px can be
+    fine-tuned at 60). Below 1, the input is too small for the pooling stages."""
+    h = height
+    for b in blocks:
+        if b.kernel != 3:
+            h -= b.kernel - 1
+        if b.pool:
+            h //= b.pool[0]
+    return h
+
+
 def output_lengths(widths: Any, steps: Sequence[Sequence[int]]) -> Any:
     """Time steps for images of the given widths (before batch padding), at least 1 each.
 

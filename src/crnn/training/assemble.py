@@ -22,7 +22,7 @@ from crnn.data.sources import Source, open_source
 from crnn.errors import CrnnError
 from crnn.synth.dataset import Mixed, SynthDataset, is_synth, load_synth
 from crnn.training.data_setup import apply_dataset_settings, load_dataset, split_validation
-from crnn.training.finetune import InitModel, fine_tune_charset
+from crnn.training.finetune import InitModel, fine_tune_charset, native_height
 from crnn.training.runfolder import describe_source, fingerprint
 
 Say = Callable[[str], None]
@@ -60,6 +60,8 @@ def open_inputs(cfg: Config, train_path: str | os.PathLike | list, val_path: str
     sources = [open_source(loc, cfg.data.label_pattern) for loc in locations if not is_synth(loc)]
     if saved_charset is None:
         apply_dataset_settings(cfg, sources, explicit, fine_tuning=init is not None, say=say)
+        if init is not None:
+            native_height(cfg, init, sources, explicit, say)
     pre = Preprocess(cfg.data.height, cfg.data.channels, cfg.data.min_width, cfg.data.max_pixels)
     synth_cfgs = [load_synth(loc, pre, cfg.data.charset) for loc in locations if is_synth(loc)]
     vsrc = open_source(val_path, cfg.data.label_pattern) if val_path is not None else None
