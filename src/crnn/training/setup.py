@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from crnn.charset import Charset
+from crnn.charset import BLANK, Charset
 from crnn.checkpoint import load_checkpoint
 from crnn.config import Config
 from crnn.data.dataset import WidthBucketSampler, collate
@@ -28,6 +28,7 @@ from crnn.training.assemble import Sets, load_sets, open_inputs
 from crnn.training.ema import EMA
 from crnn.training.finetune import apply_init, transfer_weights
 from crnn.training.loss_history import SampleLossHistory
+from crnn.training.output_prior import log_prior, set_output_prior
 from crnn.training.runfolder import RESUME_MAY_CHANGE, check_resume
 from crnn.training.state import TrainState, set_rng_state
 
@@ -114,6 +115,14 @@ def set_up(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
     sets = load_sets(cfg, inputs, model.output_length, say)
     if init_model is not None:
         transfer_weights(model, init_model, charset, pre.height, say)
+    elif saved is None and cfg.train.output_bias == "prior":
+        if sets.real is None:
+            say("train.output_bias=prior: no real training samples to count, the output bias starts at zero")
+        else:
+            prior = log_prior(sets.real.targets, sets.real.widths, model.output_length, charset.num_classes)
+            set_output_prior(model.fc, prior)
+            say(f"output bias set to the training labels' class prior (blank {prior[BLANK].exp():.0%} of the "
+                "time steps; train.output_bias=prior)")
     m = cfg.model
     say(f"model: {m.arch} ({m.rnn_type} {m.rnn_layers}x{m.rnn_hidden}), {count_parameters(model):,} parameters, "
         f"{charset.num_classes} classes; device {device}")
