@@ -72,3 +72,17 @@ def test_lmdb_map_grows_with_the_data(tmp_path):
             w.add(b, "AB")
     r = LmdbReader(tmp_path / "g.lmdb")
     assert len(r) == 12 and r.image_bytes(11) == blobs[11]
+
+
+def test_lmdb_map_grows_for_values_just_over_a_page(tmp_path):
+    """A value a little over a page takes two overflow pages of its own, twice its bytes: 80,000 synthetic
+    words of ~8 KB filled a map sized at 1.25x their bytes (MDB_MAP_FULL at 65,800 of them). Scaled down:
+    10,500 values of 4,100 bytes need 86 MB, where 1.25x their bytes stayed under a 64 MiB map."""
+    from crnn.data.lmdb_store import LmdbReader, LmdbWriter
+
+    blob = os.urandom(4100)
+    with LmdbWriter(tmp_path / "p.lmdb", map_size=1 << 20) as w:
+        for i in range(10_500):
+            w.add(i.to_bytes(4, "big") + blob[4:], "AB")
+    r = LmdbReader(tmp_path / "p.lmdb")
+    assert len(r) == 10_500 and r.image_bytes(10_499)[:4] == (10_499).to_bytes(4, "big")
