@@ -10,6 +10,7 @@ from crnn.checkpoint import load_checkpoint
 from crnn.cli import main
 from crnn.config import Config, apply_overrides
 from crnn.training.loop import train
+from crnn.training.state import TrainState
 
 STEPS_PER_EPOCH = 3  # 40 samples in batches of 16
 
@@ -44,3 +45,21 @@ def test_persistent_non_finite_losses_stop_with_a_clear_message(data, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert err.startswith("error: training diverged: 4 consecutive non-finite losses (try a lower train.lr")
+
+
+def test_best_keeps_the_later_epoch_within_the_validation_noise():
+    """480 validation characters: the lowest CER 9/480; two standard errors of it are ~6 characters, so a
+    later epoch 5 characters worse replaces best.pt, and one 8 worse does not."""
+    ts = TrainState()
+    assert ts.take_best(1.0, 0.0, 480)  # on the plateau: still the best so far
+    assert ts.take_best(20 / 480, 0.6, 480)
+    assert ts.take_best(9 / 480, 0.9, 480) and ts.best_cer == 9 / 480
+    assert ts.take_best(14 / 480, 0.86, 480) and (ts.best_cer, ts.best_acc) == (14 / 480, 0.86)
+    assert ts.low_cer == 9 / 480  # measured against the lowest, so small steps cannot drift it upwards
+    assert not ts.take_best(17 / 480, 0.84, 480) and ts.best_cer == 14 / 480
+    # a perfect epoch leaves room for about two characters of noise, not for none
+    ts = TrainState()
+    assert ts.take_best(0.0, 1.0, 400) and ts.take_best(1 / 400, 0.99, 400)
+    assert not ts.take_best(4 / 400, 0.97, 400)
+    # a run saved before low_cer existed resumes with its best CER as the lowest
+    assert TrainState.from_dict({"best_cer": 0.05, "best_acc": 0.7}).low_cer == 0.05

@@ -202,12 +202,9 @@ def _loop(s: RunSetup, run: Path, progress: bool) -> TrainResult:
             rate = imgs_epoch / max(time.monotonic() - t_epoch, 1e-9)
             if epoch_done:
                 ts.epoch, ts.batch_in_epoch = ts.epoch + 1, 0
-            # best.pt follows the validation CER (ties: word accuracy, then the later epoch). On a small
-            # validation split CER is far less noisy than word accuracy (one sample = 1 % of 100 words).
-            improved = loss_n > 0 and (metrics.cer < ts.best_cer or (
-                metrics.cer == ts.best_cer and metrics.accuracy >= ts.best_acc))
-            if improved:
-                ts.best_acc, ts.best_cer = metrics.accuracy, metrics.cer
+            # best.pt follows the validation CER, far less noisy than word accuracy on a small split (one
+            # sample = 1 % of 100 words); an epoch within the CER's noise of the lowest is kept (the later).
+            improved = loss_n > 0 and ts.take_best(metrics.cer, metrics.accuracy, metrics.chars)
             row = {"epoch": epoch + 1, "step": ts.step, "elapsed_s": ts.elapsed, "lr": lr, "train_loss": avg,
                    "val_accuracy": metrics.accuracy, "val_accuracy_nocase": metrics.accuracy_nocase,
                    "val_cer": metrics.cer, "images_per_s": rate}
