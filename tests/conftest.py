@@ -48,8 +48,9 @@ def render_text(text: str, height: int = 32, font_size: int = 22) -> Image.Image
 
 
 def make_toy_set(folder: Path, n: int, seed: int = 0, alphabet: str = TOY_ALPHABET, min_len: int = 1,
-                 max_len: int = 4) -> list[str]:
-    """``n`` images with distinct random labels over ``alphabet``, written as ``folder/labels.tsv``."""
+                 max_len: int = 4, height: int = 32) -> list[str]:
+    """``n`` images ``height`` px high with distinct random labels over ``alphabet``, written as
+    ``folder/labels.tsv``."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     labels: list[str] = []
@@ -62,7 +63,8 @@ def make_toy_set(folder: Path, n: int, seed: int = 0, alphabet: str = TOY_ALPHAB
         labels.append(text)
     lines = []
     for i, text in enumerate(labels):
-        render_text(text).save(folder / f"{i:05d}.png")
+        render_text(text, height=height, font_size=22 if height == 32 else int(height * 0.7)).save(
+            folder / f"{i:05d}.png")
         lines.append(f"{i:05d}.png\t{text}")
     (folder / "labels.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return labels

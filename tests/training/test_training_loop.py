@@ -156,12 +156,7 @@ def test_finetune_reads_images_of_one_taller_height_at_it(trained, tmp_path, cap
     from crnn.cli import main
 
     def toy(folder: Path, height: int) -> Path:
-        folder.mkdir(parents=True)
-        lines = []
-        for i, text in enumerate(["AB", "B7", "x7A", "7xB", "BA", "A7x"] * 6):
-            render_text(text, height=height, font_size=int(height * 0.7)).save(folder / f"{i:03d}.png")
-            lines.append(f"{i:03d}.png\t{text}")
-        (folder / "labels.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        make_toy_set(folder, 36, seed=9, alphabet="AB7x", height=height)
         return folder
 
     common = ["train", "--init", str(trained.best_path), "--epochs", "1", "--no-progress",

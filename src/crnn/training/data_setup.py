@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,13 @@ def length_check(output_length: Callable[[int], int]) -> Callable[[str, int], st
     return check
 
 
+def prepared_settings(sources: list[Source], key: str) -> set[tuple[Any, Any]]:
+    """``(location, value)`` for each source whose ``crnn prepare`` recorded ``key`` (under ``prepared_with``
+    in the LMDB's ``crnn-meta``; only the settings it was given are recorded)."""
+    return {(src.location, src.meta["prepared_with"][key]) for src in sources
+            if isinstance(src.meta.get("prepared_with"), dict) and src.meta["prepared_with"].get(key) is not None}
+
+
 def apply_dataset_settings(cfg: Config, sources: list[Source], explicit: set[str] | frozenset[str],
                            fine_tuning: bool, say: Callable[[str], None]) -> None:
     """Take the height, channels and label pattern a dataset was prepared with (``crnn prepare`` records the
@@ -52,8 +60,7 @@ def apply_dataset_settings(cfg: Config, sources: list[Source], explicit: set[str
     original bytes, readable at any height, so a dataset prepared for another height is said, not refused.
     """
     for key in ("height", "channels", "label_pattern"):
-        found = {(src.location, src.meta["prepared_with"][key]) for src in sources
-                 if isinstance(src.meta.get("prepared_with"), dict) and src.meta["prepared_with"].get(key) is not None}
+        found = prepared_settings(sources, key)
         values = {v for _, v in found}
         if not values:
             continue

@@ -25,6 +25,7 @@ from crnn.errors import ConfigError, CrnnError
 from crnn.inference.zoo import resolve_model_path
 from crnn.models.geometry import feature_height
 from crnn.models.presets import PRESETS, preset_blocks
+from crnn.training.data_setup import prepared_settings
 
 FINE_TUNE_MAY_CHANGE = frozenset({"data.height", "model.dropout"})
 """What a fine-tune may set differently from its --init model; every other model key is its architecture."""
@@ -83,9 +84,7 @@ def native_height(cfg: Config, init: InitModel, sources: list[Source], explicit:
     model before it: downscaling to 48 px blurs what tells ``0`` from ``O``. Upscaling adds nothing, so
     images lower than the init model's height keep its height.
     """
-    prepared = any(isinstance(s.meta.get("prepared_with"), dict) and s.meta["prepared_with"].get("height")
-                   for s in sources)
-    if "data.height" in explicit or prepared:
+    if "data.height" in explicit or prepared_settings(sources, "height"):
         return
     own, base = common_height(sources), init.preprocess.height
     if own is None or own <= base:
