@@ -2,7 +2,7 @@
 
 Working on the padded float batch (on whichever device trains) keeps augmentation
 out of the per-image Python path: one ``affine_grid``/``grid_sample`` call warps
-every image by its own small rotation, shear, scale and shift; contrast,
+every image by its own small rotation, shear, scale and shift (and, if asked, a smooth local\nbend); contrast,
 brightness, blur, noise and inversion are tensor arithmetic.
 """
 
@@ -18,6 +18,23 @@ from crnn.config import AugmentConfig
 
 def _uniform(n: int, scale: float, g: torch.Generator, device) -> torch.Tensor:
     return (torch.rand(n, generator=g) * 2 - 1).mul_(scale).to(device)
+
+
+def _elastic_field(b: int, h: int, w: int, amount: float, g: torch.Generator, device) -> torch.Tensor:
+    """A smooth random displacement for ``grid_sample``: (B, H, W, 2) in its [-1, 1] coordinates.
+
+    Control points every half image height (so each character of a line bends on its own, as one hand's
+    strokes vary from one letter to the next), each moved by up to ``amount`` x the height in x and y, and
+    interpolated bicubically in between.
+    """
+    step = max(h / 2, 1.0)
+    gh, gw = 3, max(2, math.ceil(w / step) + 1)
+    disp = (torch.rand(b, 2, gh, gw, generator=g) * 2 - 1) * (amount * h)  # pixels
+    disp = disp.to(device)
+    field = F.interpolate(disp, size=(h, w), mode="bicubic", align_corners=True)
+    # pixels to grid units: the grid spans 2 over the width (x) and over the height (y)
+    field = torch.stack([field[:, 0] * (2 / w), field[:, 1] * (2 / h)], dim=-1)
+    return field
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
@@ -45,6 +62,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
         torch.stack([a21 * w / h, a22, ty], 1),
     ], 1).to(x.dtype)
     grid = F.affine_grid(theta, [b, c, h, w], align_corners=False)
+    if cfg.elastic > 0:
+        grid = grid + _elastic_field(b, h, w, cfg.elastic, g, dev).to(grid.dtype)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     # Contrast and brightness around each image's mean.
     if cfg.contrast > 0:
