@@ -2,8 +2,9 @@
 
 Working on the padded float batch (on whichever device trains) keeps augmentation
 out of the per-image Python path: one ``affine_grid``/``grid_sample`` call warps
-every image by its own small rotation, shear, scale and shift (and, if asked, a smooth local\nbend); contrast,
-brightness, blur, noise and inversion are tensor arithmetic.
+every image by its own small rotation, shear, scale and shift (and, if asked, a
+smooth local bend); contrast, brightness, blur, noise and inversion are tensor
+arithmetic.
 """
 
 from __future__ import annotations
