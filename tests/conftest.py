@@ -63,8 +63,7 @@ def make_toy_set(folder: Path, n: int, seed: int = 0, alphabet: str = TOY_ALPHAB
         labels.append(text)
     lines = []
     for i, text in enumerate(labels):
-        render_text(text, height=height, font_size=22 if height == 32 else int(height * 0.7)).save(
-            folder / f"{i:05d}.png")
+        render_text(text, height=height, font_size=int(height * 0.7)).save(folder / f"{i:05d}.png")
         lines.append(f"{i:05d}.png\t{text}")
     (folder / "labels.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return labels
