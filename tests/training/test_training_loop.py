@@ -202,6 +202,39 @@ def test_finetune_honours_dropout_and_refuses_a_different_architecture(trained, 
                           "--set", f"model.channels={channels}", "--set", "model.rnn_type=gru"]) == 0
 
 
+def test_finetune_freeze_keeps_the_first_stages_and_resumes(trained, tmp_path, capsys):
+    """train.freeze=2 keeps the init model's first two CNN stages (their BatchNorm statistics still move), trains
+    the rest, survives a resume, and is refused from scratch or past the CNN's depth with one line."""
+    from crnn.cli import main
+
+    data = tmp_path / "new"
+    make_toy_set(data, 40, seed=8, alphabet="AB7x")
+    common = ["train", "--train", str(data), "--init", str(trained.best_path), "--no-progress",
+              "--set", "train.batch_size=16", "--set", "train.freeze=2", "--out", str(tmp_path / "ft")]
+    assert main(common + ["--epochs", "1"]) == 0
+    assert "train.freeze=2: the CNN's first 2 of 5 stages keep the init model's weights" in capsys.readouterr().out
+    assert main(common + ["--epochs", "2", "--resume"]) == 0
+    init, tuned = load_checkpoint(trained.best_path)["model"], _weights(tmp_path / "ft" / "last.pt")
+    for k in init:
+        if k.startswith(("cnn.0.", "cnn.1.")) and k.endswith(("weight", "bias")):
+            assert torch.equal(init[k], tuned[k]), k  # frozen
+    assert not torch.equal(init["cnn.0.1.running_mean"], tuned["cnn.0.1.running_mean"])  # statistics follow
+    assert not torch.equal(init["cnn.2.0.weight"], tuned["cnn.2.0.weight"])  # the later stages train
+    assert not torch.equal(init["rnn.weight_ih_l0"], tuned["rnn.weight_ih_l0"])
+    capsys.readouterr()
+    for extra, message in ((["--set", "train.freeze=7"], "train.freeze=7: the 5-stage CNN has only 5 stages"),
+                           (["--set", "train.freeze=13"], "train.freeze must be in [0, 12]")):
+        assert main(common[:-1] + [str(tmp_path / "bad"), "--epochs", "1"] + extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "bad").exists()
+    assert main(["train", "--train", str(data), "--out", str(tmp_path / "scratch"), "--epochs", "1", "--no-progress",
+                 "--set", "train.freeze=1"]) == 2
+    err = capsys.readouterr().err
+    assert "train.freeze=1 needs --init" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "scratch").exists()
+
+
 def test_explicit_keys_reads_config_files_and_overrides(tmp_path):
     from crnn.config import explicit_keys
 

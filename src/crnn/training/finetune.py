@@ -152,3 +152,24 @@ def transfer_weights(model: torch.nn.Module, init: InitModel, charset: Charset, 
             f"it shares with the init model are copied{f', {len(new)} new rows start fresh' if new else ''}; "
             "all other layers kept")
 
+
+def freeze_stages(model: torch.nn.Module, count: int, say: Callable[[str], None]) -> None:
+    """Keep the weights of the CNN's first ``count`` stages fixed (``train.freeze``), before the optimiser is
+    built: it then holds only what is trained, and a resumed run's optimiser state matches.
+
+    Why only the first stages: they hold edge and stroke detectors that any text image needs, and skipping
+    their backward pass is what makes a step cheaper; the later stages and the RNN adapt to the new task.
+    Their BatchNorm layers still update their running statistics in training mode, so they follow the new
+    images' contrast and scale (what a fine-tune at another height or on other ink needs) at no extra cost.
+    """
+    stages = list(model.cnn)  # type: ignore[arg-type]
+    if count > len(stages):
+        raise ConfigError(f"train.freeze={count}: the {len(stages)}-stage CNN has only {len(stages)} stages to freeze")
+    frozen = 0
+    for stage in stages[:count]:
+        for p in stage.parameters():
+            p.requires_grad_(False)
+            frozen += p.numel()
+    total = sum(p.numel() for p in model.parameters())
+    say(f"train.freeze={count}: the CNN's first {count} of {len(stages)} stages keep the init model's weights "
+        f"({frozen:,} of {total:,} parameters); their BatchNorm statistics still follow the new images")

@@ -26,7 +26,7 @@ from crnn.models.crnn import CRNN, build_model, count_parameters
 from crnn.training import distributed as dist_utils
 from crnn.training.assemble import Sets, load_sets, open_inputs
 from crnn.training.ema import EMA
-from crnn.training.finetune import apply_init, transfer_weights
+from crnn.training.finetune import apply_init, freeze_stages, transfer_weights
 from crnn.training.loss_history import SampleLossHistory
 from crnn.training.output_prior import log_prior, set_output_prior
 from crnn.training.runfolder import RESUME_MAY_CHANGE, check_resume
@@ -123,6 +123,11 @@ def set_up(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
             set_output_prior(model.fc, prior)
             say(f"output bias set to the training labels' class prior (blank {prior[BLANK].exp():.0%} of the "
                 "time steps; train.output_bias=prior)")
+    if cfg.train.freeze:
+        if init is None and saved is None:
+            raise ConfigError(f"train.freeze={cfg.train.freeze} needs --init: it keeps the init model's first CNN "
+                              "stages, and a model trained from scratch has none to keep")
+        freeze_stages(model, cfg.train.freeze, say)
     m = cfg.model
     say(f"model: {m.arch} ({m.rnn_type} {m.rnn_layers}x{m.rnn_hidden}), {count_parameters(model):,} parameters, "
         f"{charset.num_classes} classes; device {device}")
@@ -132,7 +137,8 @@ def set_up(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
     ema = EMA(model, cfg.train.ema) if cfg.train.ema > 0 else None
     t = cfg.train
     opt_cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=t.lr, weight_decay=t.weight_decay if t.optimizer == "adamw" else 0.0)
+    trained = [p for p in model.parameters() if p.requires_grad]  # train.freeze leaves the frozen stages out
+    optimizer = opt_cls(trained, lr=t.lr, weight_decay=t.weight_decay if t.optimizer == "adamw" else 0.0)
     ddp_model = ctx.wrap(model)
 
     # train.batch_size is the global batch: each of N processes takes 1/N of it, so a DDP run takes the
