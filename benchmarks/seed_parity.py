@@ -60,6 +60,8 @@ def main() -> int:
     t0 = time.time()
     proc = subprocess.run([str(exe)] + cmd[1:], capture_output=True, text=True)
     wall = time.time() - t0
+    if run.is_dir():  # what the run printed (its thread choice, the plateau, the charset) stays with it
+        (run / "console.txt").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-3000:])
         return proc.returncode

@@ -51,6 +51,7 @@ def test_run_folder_records(trained):
     assert len(rows) == 12 and rows[-1]["train_loss"] < rows[0]["train_loss"]
     log = (run / "train.log").read_text()
     assert "start epoch 1/12: learning_rate" in log and "iter 5 loss" in log and "average_loss" in log
+    assert "torch threads: " in log  # the thread choice is recorded with the run, not only printed
 
 
 def test_save_load_round_trip_predicts_identically(trained, toy_data):

@@ -117,8 +117,12 @@ def _loop(s: RunSetup, run: Path, progress: bool) -> TrainResult:
                unit="s" if budget else "it", dynamic_ncols=True, leave=True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     bar.update(int(ts.elapsed) if budget else ts.step)
+    def say_and_log(message: str) -> None:  # the thread choice belongs in train.log too: it sets the run's speed
+        say(message)
+        runlog.line(message)
+
     choose_threads(cfg.train.threads, model, lambda: collate([s.sets.train[i] for i in s.sampler.batches()[0]],
-                                                            s.preprocess.channels), device, ctx, say)
+                                                            s.preprocess.channels), device, ctx, say_and_log)
     with StopFlag() as stop:
         while ts.epoch < cfg.train.epochs and not finished:
             epoch = ts.epoch
