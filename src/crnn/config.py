@@ -172,8 +172,9 @@ class TrainConfig:
     ``small`` step on 60 px CAPTCHAs takes 18 % less time with 2 stages frozen and 25 % less with 3. Their
     BatchNorm statistics still follow the new images (``crnn.training.finetune.freeze_stages``). Off by
     default because on a task far from the init model's it costs more than the extra passes give: the
-    seed-parity CAPTCHA fine-tune from ``builtin:en`` (one core, 10 minutes) read 90.2 % with 0, 87.8 % with
-    2 and 83.0 % with 3 (BENCHMARKS.md); it is for data close to what the init model read."""
+    seed-parity CAPTCHA fine-tune from ``builtin:en`` (one core, 10 minutes, the same images) read 89.6 % with 0
+    (90.2 % in a second run), 87.8 % with 2 and 83.0 % with 3 (BENCHMARKS.md); it is for data close to what the
+    init model read."""
     ema: float = 0.998
     """Exponential moving average of the weights used for validation and saved as the model (0 = off)."""
     seed: int = 0

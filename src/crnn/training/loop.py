@@ -117,6 +117,7 @@ def _loop(s: RunSetup, run: Path, progress: bool) -> TrainResult:
                unit="s" if budget else "it", dynamic_ncols=True, leave=True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     bar.update(int(ts.elapsed) if budget else ts.step)
+
     def say_and_log(message: str) -> None:  # the thread choice belongs in train.log too: it sets the run's speed
         say(message)
         runlog.line(message)

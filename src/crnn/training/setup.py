@@ -102,6 +102,9 @@ def set_up(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
     torch.manual_seed(seed)
     aug_gen = torch.Generator().manual_seed(seed * 1000 + ctx.rank + 1)
 
+    if cfg.train.freeze and init is None and saved is None:  # refused before any data is read
+        raise ConfigError(f"train.freeze={cfg.train.freeze} needs --init: it keeps the init model's first CNN "
+                          "stages, and a model trained from scratch has none to keep")
     init_model = apply_init(cfg, init, explicit, say) if init is not None and saved is None else None
     inputs = open_inputs(cfg, train_path, val_path, explicit, init_model,
                          saved["charset"] if saved is not None else None, say)
@@ -112,6 +115,8 @@ def set_up(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
         model = build_model(cfg.model, charset.num_classes, pre.channels, pre.height)
     except ValueError as e:  # e.g. a data.height too small for the preset's pooling stages
         raise ConfigError(f"model {cfg.model.arch!r} at data.height={pre.height}: {e}") from None
+    if cfg.train.freeze:  # before the data is loaded, and before the optimiser is built (it takes only the rest)
+        freeze_stages(model, cfg.train.freeze, say)
     sets = load_sets(cfg, inputs, model.output_length, say)
     if init_model is not None:
         transfer_weights(model, init_model, charset, pre.height, say)
@@ -123,11 +128,6 @@ def set_up(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
             set_output_prior(model.fc, prior)
             say(f"output bias set to the training labels' class prior (blank {prior[BLANK].exp():.0%} of the "
                 "time steps; train.output_bias=prior)")
-    if cfg.train.freeze:
-        if init is None and saved is None:
-            raise ConfigError(f"train.freeze={cfg.train.freeze} needs --init: it keeps the init model's first CNN "
-                              "stages, and a model trained from scratch has none to keep")
-        freeze_stages(model, cfg.train.freeze, say)
     m = cfg.model
     say(f"model: {m.arch} ({m.rnn_type} {m.rnn_layers}x{m.rnn_hidden}), {count_parameters(model):,} parameters, "
         f"{charset.num_classes} classes; device {device}")
