@@ -24,6 +24,7 @@ Peers, each on one thread and timed on the same images in the same run:
     python benchmarks/real_benchmarks.py                       # every set, builtin:en and builtin:en-mobile, peers
     python benchmarks/real_benchmarks.py --models runs/x/best.pt --sets iiit5k_test uw3_lines --no-peers
     python benchmarks/real_benchmarks.py --limit 200 --json out.json
+    python benchmarks/real_benchmarks.py --lm en                # also each model with the English character LM
 """
 
 from __future__ import annotations
@@ -92,9 +93,12 @@ def load_set(folder: Path, limit: int | None = None) -> list[Sample]:
 
 # ------------------------------------------------------------------------------------------------ systems
 
-def ours(model: str, backend: str, tmp: Path) -> System:
-    """Our model through ``Recognizer.predict`` (torch) or its ONNX export (ONNX Runtime), one thread."""
+def ours(model: str, backend: str, tmp: Path, lm: str | None = None) -> System:
+    """Our model through ``Recognizer.predict`` (torch) or its ONNX export (ONNX Runtime), one thread; with
+    ``lm``, decoded by the beam fused with that character language model (``crnn predict --lm``, its default
+    weight and bonus; the model is built before the timing starts)."""
     loaded = []
+    scorer = []
 
     def run(samples: list[Sample]) -> tuple[list[str], float]:
         if not loaded:
@@ -110,11 +114,16 @@ def ours(model: str, backend: str, tmp: Path) -> System:
                 folder.mkdir()
                 rec = onnx_twin(rec, folder)
             loaded.append(rec)
+            if lm is not None:
+                from crnn.decoding.charlm import LMScorer, load_lm
+
+                scorer.append(LMScorer(load_lm(lm), rec.charset))
         rec = loaded[0]
+        fused = scorer[0] if scorer else None
         paths = [s.path for s in samples]
-        rec.predict(paths[:16], batch_size=32)  # warm-up
+        rec.predict(paths[:16], batch_size=32, lm=fused)  # warm-up
         t0 = time.perf_counter()
-        preds = rec.predict(paths, batch_size=32)
+        preds = rec.predict(paths, batch_size=32, lm=fused)
         return [p.text for p in preds], len(paths) / (time.perf_counter() - t0)
 
     return run
@@ -157,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=["builtin:en", "builtin:en-mobile"])
     ap.add_argument("--backend", choices=("torch", "onnx"), default="onnx",
                     help="how our models run (onnx: exported, ONNX Runtime, the fast path; same text)")
+    ap.add_argument("--lm", metavar="en|FILE",
+                    help="also score each model decoded with this character language model (crnn predict --lm)")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--limit", type=int, help="first N images of each set (a quick look, not a result)")
     ap.add_argument("--json", type=Path, help="write every figure here")
@@ -179,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.TemporaryDirectory()
     systems: dict[str, System] = {f"{m} ({args.backend})": ours(m, args.backend, Path(tmp.name))
                                   for m in args.models}
+    if args.lm:
+        for m in args.models:
+            systems[f"{m} ({args.backend}, --lm {args.lm})"] = ours(m, args.backend, Path(tmp.name), args.lm)
     if not args.no_peers:
         for name, peer in available_peers().items():
             if isinstance(peer, str):

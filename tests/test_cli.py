@@ -237,3 +237,30 @@ def test_predict_tsv_escapes_tab_newline_and_backslash_in_names(model_file, tmp_
     assert got == sorted(["tab\\there.png", "new\\nline.png", "back\\\\slash.png", "plain.png"])
     assert main(["predict", str(model_file), str(tmp_path / names[1])]) == 0  # text format: one line too
     assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_language_model_decoding(cli_run, toy_data, tmp_path, capsys):
+    """``--lm`` through predict and eval: a word list whose words the images spell leaves clear readings as they
+    are; the flags that need --lm, or clash with --lexicon, are refused in one line."""
+    model = str(cli_run / "run" / "best.pt")
+    (tmp_path / "words.txt").write_text("AB BBA x\n", encoding="utf-8")
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for t in ["AB", "7x", "BBA"]:
+        render_text(t).save(imgs / f"{t}.png")
+    capsys.readouterr()
+    assert main(["predict", model, str(imgs), "--format", "json"]) == 0
+    greedy = json.loads(capsys.readouterr().out)
+    assert main(["predict", model, str(imgs), "--format", "json", "--lm", str(tmp_path / "words.txt")]) == 0
+    fused = json.loads(capsys.readouterr().out)
+    assert [f["text"] for f in fused] == [g["text"] for g in greedy]  # a trained model's clear readings stay
+    assert main(["eval", model, str(toy_data / "test"), "--json", "--lm", str(tmp_path / "words.txt"),
+                 "--lm-weight", "0.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["word_accuracy"] >= 0.85
+    for argv, why in [(["--lm-weight", "0.5"], "--lm-weight and --lm-bonus need --lm"),
+                      (["--lm", str(tmp_path / "words.txt"), "--lexicon", str(tmp_path / "words.txt")],
+                       "give a lexicon or a language model, not both"),
+                      (["--lm", str(tmp_path / "none.txt")], "no such word list"),
+                      (["--lm", str(tmp_path / "words.txt"), "--lm-weight", "-2"], "lm weight must be")]:
+        assert main(["predict", model, str(imgs), *argv]) == 2
+        assert why in one_error_line(capsys.readouterr().err)

@@ -62,4 +62,10 @@ def test_runs_on_the_fixture_and_skips_without_data(tiny_set, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| builtin:en (torch) |" in out and "tiny_test (n=4)" in out
     assert '"standard"' in (tmp_path / "r.json").read_text()
+    words = tmp_path / "words.txt"
+    words.write_text("hello world open\n", encoding="utf-8")
+    assert rb.main(["--data", str(tiny_set.parent), "--no-peers", "--models", "builtin:en", "--backend", "torch",
+                    "--lm", str(words)]) == 0
+    out = capsys.readouterr().out
+    assert "| builtin:en (torch) |" in out and f"| builtin:en (torch, --lm {words}) |" in out
     assert rb.main(["--data", str(tiny_set.parent), "--sets", "nope", "--no-peers"]) == 2

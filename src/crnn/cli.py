@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from crnn import __version__
+from crnn.decoding.cli_options import add_decode_options, lm_scorer
 from crnn.errors import CrnnError
 from crnn.export.cli import register as register_export
 from crnn.inference.load import BACKENDS
@@ -105,7 +106,7 @@ def cmd_eval(args) -> int:
         raise CrnnError(f"{args.model}: --report draws alignments with PyTorch; give the checkpoint (.pt) it was "
                         "exported from, or drop --report")
     result = rec.evaluate(args.data, batch_size=args.batch_size, label_pattern=args.label_pattern, beam=args.beam,
-                          lexicon=args.lexicon)
+                          lexicon=args.lexicon, lm=lm_scorer(args, rec.charset))
     metrics, report, preds = result
     summary = result.summary(worst=args.worst)
     if args.report:
@@ -157,7 +158,7 @@ def cmd_predict(args) -> int:
     paths = expand_inputs(args.inputs)
     rec = load_recognizer(args.model, args.backend, args.device)
     preds = rec.predict(paths, batch_size=args.batch_size, beam=args.beam, lexicon=args.lexicon,
-                        on_error="report")
+                        on_error="report", lm=lm_scorer(args, rec.charset))
     from crnn.data.sources import display, tsv_field
 
     failed = 0
@@ -260,8 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worst", type=int, default=10, help="how many worst errors to list")
     p.add_argument("--report", metavar="DIR", help="also write an HTML report into DIR")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--beam", type=int, default=0, help="CTC prefix beam search width (0 = greedy)")
-    p.add_argument("--lexicon", help="word list: decode to the best-scoring word in it")
+    add_decode_options(p)
     p.add_argument("--device", default="cpu")
     _add_data_options(p)
     p.set_defaults(func=cmd_eval)
@@ -271,8 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--format", choices=("text", "tsv", "json"), default="text")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--beam", type=int, default=0, help="CTC prefix beam search width (0 = greedy)")
-    p.add_argument("--lexicon", help="word list: decode to the best-scoring word in it")
+    add_decode_options(p)
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto: ONNX Runtime for .onnx, TorchScript for .torchscript.pt, and for a checkpoint ONNX "
                         "Runtime when installed (traced at load, same texts, 2-3x faster on the CPU), else "

@@ -318,6 +318,25 @@ def test_onnx_backend_serves_the_same_texts(onnx_model, rec):
         _error(c.post("/v1/explain", files={"file": ("a.png", png(imgs[0]))}), 501, "not_available")
 
 
+def test_language_model_is_built_once_and_decodes_as_the_api_does(model_path, rec, tmp_path):
+    import dataclasses
+
+    from crnn.decoding.charlm import CharLM, LMScorer
+    from crnn.errors import ConfigError
+
+    words = tmp_path / "words.txt"
+    words.write_text("AB BBA x xx\n", encoding="utf-8")
+    imgs = [render_text(t) for t in TEXTS[:6]]
+    settings = dataclasses.replace(SETTINGS, lm=str(words), lm_weight=0.6)
+    with ServerThread(create_app(rec, settings)) as s, httpx.Client(base_url=s.url, timeout=TIMEOUT) as c:
+        r = c.post("/v1/recognize", files=[("files", (f"{i}.png", png(im))) for i, im in enumerate(imgs)])
+        assert r.status_code == 200, r.text
+    refs = rec.predict(imgs, lm=LMScorer(CharLM.from_file(words), rec.charset, weight=0.6))
+    assert [x["text"] for x in r.json()["results"]] == [p.text for p in refs]
+    with pytest.raises(ConfigError, match="not both"):
+        create_app(rec, dataclasses.replace(SETTINGS, lm=str(words), lexicon=str(words)))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,7 +5,9 @@
   (``p_nb``); each time step is one vectorised pass over ``beam × classes``.
   It is approximate (prefixes that fall out of the beam lose their mass), so it
   rescores its best prefix and the greedy sequence exactly and returns the
-  better: never a sequence less probable than greedy's.
+  better: never a sequence less probable than greedy's. Given a language model
+  (:mod:`crnn.decoding.charlm`), it ranks prefixes by the CTC score plus the LM's
+  (shallow fusion) and compares with greedy on that sum.
 * :func:`ctc_sequence_log_prob` is the exact CTC forward algorithm.
 * :func:`ctc_align` is the best single alignment (Viterbi) of a given sequence,
   used to place characters of a sequence that is not the greedy one.
@@ -18,6 +20,7 @@ in ``T`` frames); the probabilities that changes are ``< e^-10000``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -107,10 +110,25 @@ def ctc_align(log_probs: np.ndarray, indices: Sequence[int], blank: int = BLANK)
     return tuple(int(t) for t in np.nonzero(first)[0]), score
 
 
+class PrefixScorer(Protocol):
+    """What the beam adds to a prefix's CTC score as it grows (a language model,
+    :class:`crnn.decoding.charlm.LMScorer`): a score per class in each state, the next state, and the
+    score of ending the line in a state."""
+
+    def vector(self, state: str) -> np.ndarray: ...
+
+    def next_state(self, state: str, index: int) -> str: ...
+
+    def final(self, state: str) -> float: ...
+
+    def score(self, indices: Sequence[int]) -> float: ...
+
+
 def beam_search(
-    log_probs: np.ndarray, beam_width: int = 10, blank: int = BLANK, prune: float | None = -16.0
+    log_probs: np.ndarray, beam_width: int = 10, blank: int = BLANK, prune: float | None = -16.0,
+    lm: PrefixScorer | None = None,
 ) -> DecodeResult:
-    """CTC prefix beam search (log space).
+    """CTC prefix beam search (log space), optionally fused with a language model.
 
     ``prune``: per frame, classes whose log-probability is below it are not
     used to extend prefixes (the frame's best class always is); ``None`` keeps
@@ -123,6 +141,11 @@ def beam_search(
     decoding does): unlike "the frame where the prefix first got the character",
     that is not thrown off by an early, improbable extension that survived in the
     beam.
+
+    ``lm`` (shallow fusion): prefixes are ranked by their CTC score plus ``lm``'s
+    score of their characters, and the greedy sequence is compared on the same sum;
+    the returned ``log_prob`` (and so the confidence) stays the sequence's CTC
+    probability, what the image says.
     """
     lp = _prepare(log_probs)
     n_frames, n_classes = lp.shape
@@ -136,6 +159,8 @@ def beam_search(
     prefixes: list[tuple[int, ...]] = [()]
     pb = np.array([0.0])
     pnb = np.array([_NEG])
+    states = [""]  # the LM state of each prefix (unused without an LM)
+    lms = np.array([0.0])  # the LM score of each prefix
     all_classes = np.array([c for c in range(n_classes) if c != blank], dtype=np.int64)
     for t in range(n_frames):
         row = lp[t]
@@ -154,6 +179,7 @@ def beam_search(
         # Extending by a character c: from any path, or only from blank-ending ones if c repeats the last one.
         src = np.where(last[:, None] == cls[None, :], pb[:, None], total[:, None])
         ext = src + row[cls][None, :]  # (beam, k)
+        lm_ext = np.stack([lm.vector(st)[cls] for st in states]) if lm is not None else None
         # An extension that is already a beam member adds its mass to that member.
         position = {p: i for i, p in enumerate(prefixes)}
         col = np.full(n_classes, -1)
@@ -163,34 +189,52 @@ def beam_search(
                 stay_nb[i] = np.logaddexp(stay_nb[i], ext[src_i, j])
                 ext[src_i, j] = _NEG
         n_beam = len(prefixes)
-        scores = np.concatenate([np.logaddexp(stay_b, stay_nb), ext.ravel()])
+        if lm_ext is None:
+            scores = np.concatenate([np.logaddexp(stay_b, stay_nb), ext.ravel()])
+        else:
+            scores = np.concatenate([np.logaddexp(stay_b, stay_nb) + lms, (ext + lms[:, None] + lm_ext).ravel()])
         if len(scores) > beam_width:
             top = np.argpartition(-scores, beam_width - 1)[:beam_width]
         else:
             top = np.arange(len(scores))
         top = top[np.isfinite(scores[top])]
-        new_prefixes, new_pb, new_pnb = [], [], []
+        new_prefixes, new_pb, new_pnb, new_states, new_lms = [], [], [], [], []
         for k in top:
             if k < n_beam:
                 new_prefixes.append(prefixes[k])
                 new_pb.append(stay_b[k])
                 new_pnb.append(stay_nb[k])
+                new_states.append(states[k])
+                new_lms.append(lms[k])
             else:
                 i, j = divmod(int(k) - n_beam, len(cls))
-                new_prefixes.append(prefixes[i] + (int(cls[j]),))
+                c = int(cls[j])
+                new_prefixes.append(prefixes[i] + (c,))
                 new_pb.append(_NEG)
                 new_pnb.append(ext[i, j])
-        prefixes = new_prefixes
-        pb, pnb = np.array(new_pb), np.array(new_pnb)
+                if lm_ext is not None:
+                    new_states.append(lm.next_state(states[i], c))  # type: ignore[union-attr]
+                    new_lms.append(lms[i] + lm_ext[i, j])
+                else:
+                    new_states.append("")
+                    new_lms.append(0.0)
+        prefixes, states = new_prefixes, new_states
+        pb, pnb, lms = np.array(new_pb), np.array(new_pnb), np.array(new_lms)
     total = np.logaddexp(pb, pnb)
-    best = int(total.argmax())
-    # The beam's mass for a prefix misses the paths that left the beam: rescore exactly, and compare with greedy.
+    rank = total if lm is None else total + lms + np.array([lm.final(st) for st in states])
+    best = int(rank.argmax())
+    # The beam's mass for a prefix misses the paths that left the beam: rescore exactly, and compare with greedy
+    # (on the CTC score plus the LM's, when there is one).
     indices = prefixes[best]
     score = max(float(total[best]), ctc_sequence_log_prob(lp, indices, blank))
     greedy = greedy_decode(lp, blank)
     if indices == greedy.indices:
         return DecodeResult(indices, score, greedy.frames)
     exact = ctc_sequence_log_prob(lp, greedy.indices, blank)
-    if exact > score:
+    if lm is None:
+        greedy_wins = exact > score
+    else:
+        greedy_wins = exact + lm.score(greedy.indices) > score + lm.score(indices)
+    if greedy_wins:
         return DecodeResult(greedy.indices, exact, greedy.frames)
     return DecodeResult(indices, score, ctc_align(lp, indices, blank)[0])

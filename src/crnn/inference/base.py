@@ -22,7 +22,7 @@ from crnn.data.sources import open_source
 from crnn.data.validate import Report, check_samples
 from crnn.decoding.greedy import greedy_decode
 from crnn.decoding.types import DecodeResult
-from crnn.errors import CrnnError, DataError
+from crnn.errors import ConfigError, CrnnError, DataError
 from crnn.metrics import TextMetrics
 from crnn.models.geometry import WidthSteps, frame_centres
 
@@ -92,13 +92,30 @@ def run_batches(forward: Forward, arrays: list[np.ndarray], channels: int, batch
     return results, all_lp  # type: ignore[return-value]
 
 
-def make_decoder(charset: Charset, beam: int = 0, lexicon=None) -> Callable[[np.ndarray], DecodeResult]:
-    """Greedy, prefix beam search (``beam > 1``) or lexicon-constrained decoding (a word-list path or Lexicon)."""
+LM_BEAM = 10
+"""The beam width a language model decodes with when none is given (``beam`` 0 or 1)."""
+
+
+def make_decoder(charset: Charset, beam: int = 0, lexicon=None, lm=None) -> Callable[[np.ndarray], DecodeResult]:
+    """Greedy, prefix beam search (``beam > 1``), beam search fused with a character language model (``lm``:
+    ``"en"``, a word-list path, a :class:`~crnn.decoding.charlm.CharLM` or an
+    :class:`~crnn.decoding.charlm.LMScorer` with its own weight) or lexicon-constrained decoding (a word-list
+    path or Lexicon). A lexicon and a language model together are refused: the lexicon already decides."""
+    if lexicon is not None and lm is not None:
+        raise ConfigError("give a lexicon or a language model, not both (a lexicon already restricts the "
+                          "reading to its words)")
     if lexicon is not None:
         from crnn.decoding.lexicon import Lexicon
 
         lex = lexicon if isinstance(lexicon, Lexicon) else Lexicon.from_file(lexicon, charset)
         return lex.decode
+    if lm is not None:
+        from crnn.decoding.beam import beam_search
+        from crnn.decoding.charlm import LMScorer, load_lm
+
+        scorer = lm if isinstance(lm, LMScorer) else LMScorer(load_lm(lm), charset)
+        width = beam if beam and beam > 1 else LM_BEAM
+        return lambda lp: beam_search(lp, beam_width=width, lm=scorer)
     if beam and beam > 1:
         from crnn.decoding.beam import beam_search
 
@@ -154,8 +171,12 @@ class BasePredictor:
         return run_batches(self._forward, arrays, self.preprocess.channels, batch_size, decoder, keep_log_probs)
 
     def predict(self, images: ImageLike | Sequence[ImageLike], batch_size: int = 64, beam: int = 0,
-                lexicon=None, names: Sequence[str] | None = None, on_error: str = "raise") -> list[Prediction]:
+                lexicon=None, names: Sequence[str] | None = None, on_error: str = "raise",
+                lm=None) -> list[Prediction]:
         """Read the text of each image (paths, bytes, PIL images or HxW[xC] arrays).
+
+        ``lm``: decode with a character language model (``"en"``, a word-list file, or a
+        :class:`~crnn.decoding.charlm.CharLM` / :class:`~crnn.decoding.charlm.LMScorer`; :func:`make_decoder`).
 
         ``on_error="report"`` returns a :class:`Prediction` with ``error`` set for an
         unreadable image instead of raising :class:`~crnn.errors.DataError`.
@@ -165,7 +186,7 @@ class BasePredictor:
         images = list(images)
         if names is None:
             names = [str(x) if isinstance(x, (str, os.PathLike)) else f"image{i}" for i, x in enumerate(images)]
-        decoder = make_decoder(self.charset, beam, lexicon)
+        decoder = make_decoder(self.charset, beam, lexicon, lm)
         arrays, errors = self.preprocess_images(images, names, on_error)
         ok = [i for i, a in enumerate(arrays) if a is not None]
         results, _ = self.run_arrays([arrays[i] for i in ok], batch_size, decoder)  # type: ignore[misc]
@@ -175,7 +196,7 @@ class BasePredictor:
         return out
 
     def evaluate(self, data: str | os.PathLike, batch_size: int = 64, label_pattern: str | None = None,
-                 beam: int = 0, lexicon=None) -> Evaluation:
+                 beam: int = 0, lexicon=None, lm=None) -> Evaluation:
         """Score the model on a folder, labels file or LMDB; unreadable samples are skipped and reported.
 
         ``label_pattern`` defaults to the one the model was trained with (:attr:`trained_label_pattern`).
@@ -184,7 +205,7 @@ class BasePredictor:
         it will be served. Labels with characters the model cannot output are kept (they count as
         errors, as they would in use) and listed in ``report.unknown_chars``.
         """
-        decoder = make_decoder(self.charset, beam, lexicon)  # a bad lexicon fails before the data is read
+        decoder = make_decoder(self.charset, beam, lexicon, lm)  # a bad lexicon or LM fails before the data is read
         source = open_source(data, label_pattern if label_pattern is not None else self.trained_label_pattern)
         report = Report(str(source.location))
         checked = list(check_samples(source, self.preprocess, None, report))

@@ -44,7 +44,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crnn import __version__
 from crnn.data.images import load_image, preprocess_image
-from crnn.errors import CrnnError, DataError
+from crnn.errors import ConfigError, CrnnError, DataError
 from crnn.serve.batching import MicroBatcher
 from crnn.serve.page import PAGE_HTML
 
@@ -79,6 +79,12 @@ class ServeSettings:
     """CTC beam width (0: greedy)."""
     lexicon: str | None = None
     """Word list to decode into (overrides ``beam``)."""
+    lm: str | None = None
+    """Character language model to decode with: ``en`` or a word-list file (:mod:`crnn.decoding.charlm`)."""
+    lm_weight: float | None = None
+    """Its weight against the image (None: the module's default)."""
+    lm_bonus: float | None = None
+    """Its per-character bonus (None: the module's default)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -325,20 +331,28 @@ def create_app(recognizer, settings: ServeSettings | None = None) -> FastAPI:
     """A FastAPI app serving ``recognizer`` (:class:`crnn.Recognizer`, :class:`~crnn.export.OnnxRecognizer`, ...).
 
     The recognizer needs ``preprocess``, ``charset``, ``name`` and
-    ``predict(images, batch_size=, beam=, lexicon=)``.
+    ``predict(images, batch_size=, beam=, lexicon=, lm=)``.
     """
     s = settings or ServeSettings()
+    if s.lm and s.lexicon:
+        raise ConfigError("give a lexicon or a language model, not both (a lexicon already restricts the reading "
+                          "to its words)")
     lexicon = None
     if s.lexicon:
         from crnn.decoding.lexicon import Lexicon
 
         lexicon = Lexicon.from_file(s.lexicon, recognizer.charset)
+    lm = None
+    if s.lm:  # built once here, not per request
+        from crnn.decoding.charlm import LMScorer, load_lm
+
+        lm = LMScorer(load_lm(s.lm), recognizer.charset, weight=s.lm_weight, bonus=s.lm_bonus)
     pre = recognizer.preprocess
     if pre.max_pixels > s.max_pixels:
         pre = dataclasses.replace(pre, max_pixels=s.max_pixels)
 
     def run_model(arrays: list[np.ndarray]):
-        return recognizer.predict(arrays, batch_size=s.max_batch_images, beam=s.beam, lexicon=lexicon)
+        return recognizer.predict(arrays, batch_size=s.max_batch_images, beam=s.beam, lexicon=lexicon, lm=lm)
 
     batcher = MicroBatcher(run_model, s.max_batch_images, s.max_wait_ms)
     backend = getattr(recognizer, "backend", "torch")

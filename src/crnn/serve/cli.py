@@ -8,6 +8,7 @@ import math
 import socket
 import sys
 
+from crnn.decoding.cli_options import add_decode_options
 from crnn.errors import CrnnError
 from crnn.inference.load import BACKENDS, load_recognizer
 
@@ -29,6 +30,7 @@ def cmd_serve(args) -> int:
     settings = ServeSettings(max_request_bytes=int(args.max_request_mb * 1024 * 1024), max_images=args.max_images,
                              max_pixels=args.max_pixels, max_side=args.max_side, max_batch_images=args.max_batch,
                              max_wait_ms=args.max_wait_ms, beam=args.beam, lexicon=args.lexicon,
+                             lm=args.lm, lm_weight=args.lm_weight, lm_bonus=args.lm_bonus,
                              body_timeout_s=args.body_timeout, request_timeout_s=args.request_timeout,
                              max_connections=args.max_connections)
     app = create_app(rec, settings)
@@ -94,8 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch backend: cpu, cuda, auto")
     p.add_argument("--threads", type=_positive,
                    help="intra-op threads of the model (default: the runtime's choice)")
-    p.add_argument("--beam", type=int, default=0, help="CTC prefix beam search width (0 = greedy)")
-    p.add_argument("--lexicon", help="word list: decode to the best-scoring word in it")
+    add_decode_options(p)
     p.add_argument("--max-batch", type=_positive, default=32, help="most images in one model call")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long to wait for more requests to fill a batch")
