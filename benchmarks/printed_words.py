@@ -108,8 +108,10 @@ def unseen_family_mask(out: Path, count: int) -> list[bool] | None:
     return [f not in trained for f in families[:count]]
 
 
-def run_ours(model: str, samples, batch: int, backend: str = "torch") -> tuple[list[str], float]:
-    """Our model through ``Recognizer.predict`` (PyTorch) or the exported ONNX file (ONNX Runtime), 1 thread."""
+def run_ours(model: str, samples, batch: int, backend: str = "torch", lm: str | None = None
+             ) -> tuple[list[str], float]:
+    """Our model through ``Recognizer.predict`` (PyTorch) or the exported ONNX file (ONNX Runtime), 1 thread;
+    ``lm``: decoded with that character language model (built before the timing starts)."""
     import torch
 
     from crnn import Recognizer
@@ -119,10 +121,15 @@ def run_ours(model: str, samples, batch: int, backend: str = "torch") -> tuple[l
     with tempfile.TemporaryDirectory() as tmp:
         if backend == "onnx":
             rec = onnx_twin(rec, Path(tmp))
+        fused = None
+        if lm is not None:
+            from crnn.decoding.charlm import LMScorer, load_lm
+
+            fused = LMScorer(load_lm(lm), rec.charset)
         paths = [p for p, _ in samples]
-        rec.predict(paths[:16], batch_size=batch)  # warm-up
+        rec.predict(paths[:16], batch_size=batch, lm=fused)  # warm-up
         t0 = time.perf_counter()
-        preds = rec.predict(paths, batch_size=batch)
+        preds = rec.predict(paths, batch_size=batch, lm=fused)
         return [p.text for p in preds], len(paths) / (time.perf_counter() - t0)
 
 
@@ -187,6 +194,7 @@ def main() -> int:
     ap.add_argument("--no-tesseract", action="store_true")
     ap.add_argument("--no-easyocr", action="store_true")
     ap.add_argument("--no-ppocr", action="store_true", help="skip PP-OCRv4's recognizer (rapidocr-onnxruntime)")
+    ap.add_argument("--lm", metavar="en|FILE", help="also our model decoded with this character language model")
     args = ap.parse_args()
     samples = build_test_set(Path(args.out), args.count, args.seed)
     truths = [t for _, t in samples]
@@ -196,6 +204,9 @@ def main() -> int:
     results["crnn " + args.model] = {**score(truths, preds, unseen), "images_per_s": ips}
     preds, ips = run_ours(args.model, samples, args.batch, backend="onnx")
     results["crnn, ONNX Runtime"] = {**score(truths, preds, unseen), "images_per_s": ips}
+    if args.lm:
+        preds, ips = run_ours(args.model, samples, args.batch, lm=args.lm)
+        results[f"crnn, --lm {args.lm}"] = {**score(truths, preds, unseen), "images_per_s": ips}
     if not args.no_tesseract:
         for scale in (1, 2):
             tp, tips = run_tesseract(samples, scale)
@@ -213,6 +224,9 @@ def main() -> int:
         tight = tight_crops(samples, Path(tmp))
         preds, ips = run_ours(args.model, tight, args.batch)
         results["crnn, tight crops"] = {**score(truths, preds, unseen), "images_per_s": ips}
+        if args.lm:
+            preds, ips = run_ours(args.model, tight, args.batch, lm=args.lm)
+            results[f"crnn, tight crops, --lm {args.lm}"] = {**score(truths, preds, unseen), "images_per_s": ips}
         if not args.no_easyocr and (eo := run_easyocr(samples)) is not None:
             results["easyocr 1.7.2 english_g2"] = {**score(truths, eo[0], unseen), "images_per_s": eo[1]}
             eo = run_easyocr(tight)
