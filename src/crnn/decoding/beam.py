@@ -176,6 +176,9 @@ def beam_search(
         # Staying on the same prefix: end in a blank, or repeat the last character.
         stay_b = total + row[blank]
         stay_nb = pnb + np.where(last >= 0, row[np.maximum(last, 0)], _NEG)
+        if len(cls) == 0:  # only the blank survives the pruning: every prefix stays, none grows
+            pb, pnb = stay_b, stay_nb
+            continue
         # Extending by a character c: from any path, or only from blank-ending ones if c repeats the last one.
         src = np.where(last[:, None] == cls[None, :], pb[:, None], total[:, None])
         ext = src + row[cls][None, :]  # (beam, k)
