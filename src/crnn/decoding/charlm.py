@@ -6,23 +6,26 @@ names and codes; a language model only *prefers* likely spellings. Shallow fusio
 and a per-character ``bonus`` to each beam extension (:func:`crnn.decoding.beam.beam_search`), so a confident
 image still wins over the model's taste. With the defaults it lifts ``builtin:en`` from 69.5 to 74.2 % exact on
 the synthetic stage 5 validation set (with that set's words taken out of the LM, so it measures words the LM
-never saw) and from 87.7 to 91.0 % of the clean long check lines, at a cost of 0.1 point on clean printed words
-it never saw (BENCHMARKS.md, "A language model in the beam").
+never saw) and from 87.7 to 91.0 % of the clean long check lines, at a cost of 0.1 point on a dev set of clean
+printed words it never saw (BENCHMARKS.md, "A language model in the beam").
 
 What it models: the letters of words, case-folded (a capital scores as its lower-case letter, so the LM never
 argues with case), with a word-start context and an end-of-word symbol. Digits, punctuation and the space are
-outside it: a space or a symbol after letters scores the word's end, and any other character a fixed
-``other`` probability, so ``2024-10-09`` or ``#A7`` pass at a small, constant cost. Contexts never cross a word
-boundary: the model is built from word counts (wordfreq's frequencies or a user's list), not running text.
+outside it: after letters a space scores the word's end, and a digit or symbol the word's end and a fixed
+``other`` probability; outside a word every non-letter costs ``other``, so ``2024-10-09`` or ``#A7`` pass at a
+small, constant cost. An apostrophe scores as a letter (``don't``) or a quotation mark, whichever the LM finds
+likelier. Contexts never cross a word boundary: the model is built from word counts (wordfreq's frequencies or a
+user's list), not running text.
 
 Smoothing: interpolated Dirichlet (MacKay-Peto) backoff, ``p(c|h) = (n(h,c) + prior * p(c|h')) / (n(h) + prior)``
 with ``h'`` the context one character shorter, down to an add-one unigram. It works with the fractional counts
 that word frequencies give, which Kneser-Ney's count-of-counts do not.
 
 Why not a package: ``pyctcdecode`` and ``torchaudio``'s flashlight decoder fuse a *KenLM* model, which needs the
-compiled ``kenlm`` extension and an n-gram file built by its ``lmplz`` tool; neither ships here, and a word-level
-KenLM model does not score the partial words of a single cropped word. This module needs NumPy (and wordfreq,
-the synth extra, for the built-in English model).
+compiled ``kenlm`` extension and an n-gram file built by its ``lmplz`` tool; neither ships here. Both score
+words, and a partial word only by whether it starts a known one, which for a cropped word that is not in the
+list (a name, a rare word) is the lexicon's problem again. This module needs NumPy (and wordfreq, the synth
+extra, for the built-in English model).
 """
 
 from __future__ import annotations
