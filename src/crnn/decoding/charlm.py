@@ -21,11 +21,13 @@ Smoothing: interpolated Dirichlet (MacKay-Peto) backoff, ``p(c|h) = (n(h,c) + pr
 with ``h'`` the context one character shorter, down to an add-one unigram. It works with the fractional counts
 that word frequencies give, which Kneser-Ney's count-of-counts do not.
 
-Why not a package: ``pyctcdecode`` and ``torchaudio``'s flashlight decoder fuse a *KenLM* model, which needs the
-compiled ``kenlm`` extension and an n-gram file built by its ``lmplz`` tool; neither ships here. Both score
-words, and a partial word only by whether it starts a known one, which for a cropped word that is not in the
-list (a name, a rare word) is the lexicon's problem again. This module needs NumPy (and wordfreq, the synth
-extra, for the built-in English model).
+Why not a package: ``pyctcdecode`` and the flashlight decoder (``flashlight-text``, ``torchaudio``) fuse a
+*KenLM* model, which needs the compiled ``kenlm`` extension and an n-gram file built by its ``lmplz`` tool;
+neither ships here. pyctcdecode scores whole words, and a partial word only by whether it starts a known one,
+which for a cropped word not in the list (a name, a rare word) is the lexicon's problem again. Flashlight's
+lexicon-free decoder takes a character KenLM, but through torchaudio it is tied to torch's build, and a word
+list would still have to become an ARPA file first. This module needs NumPy (and wordfreq, the synth extra, for
+the built-in English model).
 """
 
 from __future__ import annotations
