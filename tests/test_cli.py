@@ -256,7 +256,12 @@ def test_language_model_decoding(cli_run, toy_data, tmp_path, capsys):
     assert [f["text"] for f in fused] == [g["text"] for g in greedy]  # a trained model's clear readings stay
     assert main(["eval", model, str(toy_data / "test"), "--json", "--lm", str(tmp_path / "words.txt"),
                  "--lm-weight", "0.5"]) == 0
-    assert json.loads(capsys.readouterr().out)["word_accuracy"] >= 0.85
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["word_accuracy"] >= 0.85
+    # The summary says how it decoded: a score means little without it.
+    assert summary["decoding"] == f"beam 10 + language model {tmp_path / 'words.txt'} (weight 0.5, bonus 0.5)"
+    assert main(["eval", model, str(toy_data / "test"), "--json", "--beam", "4"]) == 0
+    assert json.loads(capsys.readouterr().out)["decoding"] == "beam 4"
     for argv, why in [(["--lm-weight", "0.5"], "--lm-weight and --lm-bonus need --lm"),
                       (["--lm", str(tmp_path / "words.txt"), "--lexicon", str(tmp_path / "words.txt")],
                        "give a lexicon or a language model, not both"),

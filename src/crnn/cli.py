@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from crnn import __version__
-from crnn.decoding.cli_options import add_decode_options, lm_scorer
+from crnn.decoding.cli_options import add_decode_options, describe_decoding, lm_scorer
 from crnn.errors import CrnnError
 from crnn.export.cli import register as register_export
 from crnn.inference.load import BACKENDS
@@ -105,10 +105,12 @@ def cmd_eval(args) -> int:
     if args.report and not hasattr(rec, "model"):
         raise CrnnError(f"{args.model}: --report draws alignments with PyTorch; give the checkpoint (.pt) it was "
                         "exported from, or drop --report")
+    scorer = lm_scorer(args, rec.charset)
     result = rec.evaluate(args.data, batch_size=args.batch_size, label_pattern=args.label_pattern, beam=args.beam,
-                          lexicon=args.lexicon, lm=lm_scorer(args, rec.charset))
+                          lexicon=args.lexicon, lm=scorer)
     metrics, report, preds = result
     summary = result.summary(worst=args.worst)
+    summary["decoding"] = describe_decoding(args, scorer)
     if args.report:
         from crnn.insight.report import write_report
 
@@ -121,6 +123,7 @@ def cmd_eval(args) -> int:
         print(report.format(max_lines=20), file=sys.stderr)
     print(f"model            {args.model}")
     print(f"data             {args.data}  ({metrics.n} samples, {len(report.skipped)} skipped)")
+    print(f"decoding         {summary['decoding']}")
     print(f"word accuracy    {metrics.accuracy:.2%}  (ignoring case: {metrics.accuracy_nocase:.2%})")
     print(f"CER              {metrics.cer:.4f}")
     print(f"norm. edit dist. {metrics.ned:.4f}")

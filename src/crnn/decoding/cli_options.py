@@ -38,3 +38,15 @@ def lm_scorer(args: argparse.Namespace, charset: Charset) -> LMScorer | None:
     from crnn.decoding.charlm import LMScorer, load_lm
 
     return LMScorer(load_lm(args.lm), charset, weight=args.lm_weight, bonus=args.lm_bonus)
+
+
+def describe_decoding(args: argparse.Namespace, scorer: LMScorer | None) -> str:
+    """How the flags decode, in words, for ``crnn eval``'s summary: a score means little without it."""
+    if args.lexicon:
+        return f"lexicon {args.lexicon}"
+    if scorer is not None:
+        from crnn.inference.base import LM_BEAM
+
+        width = args.beam if args.beam and args.beam > 1 else LM_BEAM
+        return f"beam {width} + language model {scorer.lm.name} (weight {scorer.weight:g}, bonus {scorer.bonus:g})"
+    return f"beam {args.beam}" if args.beam and args.beam > 1 else "greedy"
