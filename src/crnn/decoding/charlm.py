@@ -40,6 +40,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from crnn.charset import Charset, normalize
+from crnn.decoding.wordfile import read_word_file
 from crnn.errors import ConfigError, DataError
 
 START = "^"
@@ -118,26 +119,20 @@ class CharLM:
     def from_file(cls, path: str | os.PathLike, **kw) -> CharLM:
         """UTF-8 text: ``word<TAB>count`` lines, or plain words or sentences (each word counts once per line)."""
         counts: dict[str, float] = {}
-        try:
-            with open(path, encoding="utf-8-sig") as f:
-                for n, line in enumerate(f, start=1):
-                    parts = line.rstrip("\n").split("\t")
-                    if len(parts) == 2 and parts[1].strip():
-                        try:
-                            count = float(parts[1])
-                        except ValueError:
-                            raise DataError(f"{path}:{n}: the count {parts[1]!r} is not a number "
-                                            "(lines are 'word<TAB>count' or plain text)") from None
-                        counts[parts[0]] = counts.get(parts[0], 0.0) + count
-                        continue
-                    for w in line.split():
-                        w = w.strip(".,;:!?\"()[]{}")
-                        counts[w] = counts.get(w, 0.0) + 1.0
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 text at byte {e.start} (a language model's word list must be "
-                            "UTF-8)") from None
-        except OSError as e:
-            raise DataError(f"{path}: cannot read the word list ({e.strerror or e})") from None
+        text = read_word_file(path, "a language model's word list must be UTF-8")
+        for n, line in enumerate(text.splitlines(), start=1):
+            parts = line.split("\t")
+            if len(parts) == 2 and parts[1].strip():
+                try:
+                    count = float(parts[1])
+                except ValueError:
+                    raise DataError(f"{path}:{n}: the count {parts[1]!r} is not a number "
+                                    "(lines are 'word<TAB>count' or plain text)") from None
+                counts[parts[0]] = counts.get(parts[0], 0.0) + count
+                continue
+            for w in line.split():
+                w = w.strip(".,;:!?\"()[]{}")
+                counts[w] = counts.get(w, 0.0) + 1.0
         return cls(counts, name=str(path), **kw)
 
     @classmethod
@@ -193,10 +188,10 @@ class LMScorer:
                  other: float = 0.1):
         weight = DEFAULT_WEIGHT if weight is None else weight
         bonus = DEFAULT_BONUS if bonus is None else bonus
-        for key, value in (("weight", weight), ("bonus", bonus)):
-            if not math.isfinite(value) or (key == "weight" and value < 0):
-                raise ConfigError(f"lm {key} must be a finite number{' >= 0' if key == 'weight' else ''}, "
-                                  f"got {value!r}")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ConfigError(f"lm weight must be a finite number >= 0, got {weight!r}")
+        if not math.isfinite(bonus):
+            raise ConfigError(f"lm bonus must be a finite number, got {bonus!r}")
         if not 0 < other <= 1:
             raise ConfigError(f"lm other-character probability must be in (0, 1], got {other!r}")
         self.lm, self.weight, self.bonus = lm, weight, bonus

@@ -45,8 +45,8 @@ def describe_decoding(args: argparse.Namespace, scorer: LMScorer | None) -> str:
     if args.lexicon:
         return f"lexicon {args.lexicon}"
     if scorer is not None:
-        from crnn.inference.base import LM_BEAM
+        from crnn.inference.base import lm_beam_width
 
-        width = args.beam if args.beam and args.beam > 1 else LM_BEAM
-        return f"beam {width} + language model {scorer.lm.name} (weight {scorer.weight:g}, bonus {scorer.bonus:g})"
+        return (f"beam {lm_beam_width(args.beam)} + language model {scorer.lm.name} "
+                f"(weight {scorer.weight:g}, bonus {scorer.bonus:g})")
     return f"beam {args.beam}" if args.beam and args.beam > 1 else "greedy"

@@ -53,6 +53,7 @@ from crnn.charset import BLANK, Charset, normalize
 from crnn.decoding.beam import _prepare, ctc_align, ctc_sequence_log_prob
 from crnn.decoding.greedy import greedy_decode
 from crnn.decoding.types import DecodeResult
+from crnn.decoding.wordfile import read_word_file
 from crnn.errors import DataError
 
 _NEG = -np.inf
@@ -103,14 +104,8 @@ class Lexicon:
         cls, path: str | os.PathLike, char_to_index: Mapping[str, int] | Sequence[str] | Any
     ) -> Lexicon:
         """One word per line, UTF-8 (a BOM is allowed); blank lines are ignored."""
-        try:
-            with open(path, encoding="utf-8-sig") as f:
-                lex = cls(f.read().splitlines(), char_to_index)
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 text at byte {e.start} (a word list must be UTF-8, one word "
-                            "per line)") from None
-        except OSError as e:
-            raise DataError(f"{path}: cannot read the word list ({e.strerror or e})") from None
+        text = read_word_file(path, "a word list must be UTF-8, one word per line")
+        lex = cls(text.splitlines(), char_to_index)
         if not lex.words:  # found now, not as a ValueError at the first image
             why = (f"all {lex.num_dropped} words have characters the model cannot output" if lex.num_dropped
                    else "it holds no word")

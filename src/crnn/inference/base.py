@@ -101,14 +101,24 @@ image. On the dev sets the texts were identical to those at the plain beam's -16
 (lines) the speed (BENCHMARKS.md); about 40 % of the frames then hold only the blank and skip the search."""
 
 
+def lm_beam_width(beam: int) -> int:
+    """The beam width a language model decodes with: ``beam`` when it is a beam (> 1), else :data:`LM_BEAM`."""
+    return beam if beam and beam > 1 else LM_BEAM
+
+
+def refuse_lexicon_with_lm(lexicon, lm) -> None:
+    """One decoder at a time: a lexicon already restricts the reading to its words."""
+    if lexicon is not None and lm is not None:
+        raise ConfigError("give a lexicon or a language model, not both (a lexicon already restricts the "
+                          "reading to its words)")
+
+
 def make_decoder(charset: Charset, beam: int = 0, lexicon=None, lm=None) -> Callable[[np.ndarray], DecodeResult]:
     """Greedy, prefix beam search (``beam > 1``), beam search fused with a character language model (``lm``:
     ``"en"``, a word-list path, a :class:`~crnn.decoding.charlm.CharLM` or an
     :class:`~crnn.decoding.charlm.LMScorer` with its own weight) or lexicon-constrained decoding (a word-list
     path or Lexicon). A lexicon and a language model together are refused: the lexicon already decides."""
-    if lexicon is not None and lm is not None:
-        raise ConfigError("give a lexicon or a language model, not both (a lexicon already restricts the "
-                          "reading to its words)")
+    refuse_lexicon_with_lm(lexicon, lm)
     if lexicon is not None:
         from crnn.decoding.lexicon import Lexicon
 
@@ -119,7 +129,7 @@ def make_decoder(charset: Charset, beam: int = 0, lexicon=None, lm=None) -> Call
         from crnn.decoding.charlm import LMScorer, load_lm
 
         scorer = lm if isinstance(lm, LMScorer) else LMScorer(load_lm(lm), charset)
-        width = beam if beam and beam > 1 else LM_BEAM
+        width = lm_beam_width(beam)
         return lambda lp: beam_search(lp, beam_width=width, lm=scorer, prune=LM_PRUNE)
     if beam and beam > 1:
         from crnn.decoding.beam import beam_search

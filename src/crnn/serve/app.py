@@ -44,7 +44,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crnn import __version__
 from crnn.data.images import load_image, preprocess_image
-from crnn.errors import ConfigError, CrnnError, DataError
+from crnn.errors import CrnnError, DataError
+from crnn.inference.base import refuse_lexicon_with_lm
 from crnn.serve.batching import MicroBatcher
 from crnn.serve.page import PAGE_HTML
 
@@ -334,9 +335,7 @@ def create_app(recognizer, settings: ServeSettings | None = None) -> FastAPI:
     ``predict(images, batch_size=, beam=, lexicon=, lm=)``.
     """
     s = settings or ServeSettings()
-    if s.lm and s.lexicon:
-        raise ConfigError("give a lexicon or a language model, not both (a lexicon already restricts the reading "
-                          "to its words)")
+    refuse_lexicon_with_lm(s.lexicon, s.lm)  # at start-up, not at the first request
     lexicon = None
     if s.lexicon:
         from crnn.decoding.lexicon import Lexicon
