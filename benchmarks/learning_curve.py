@@ -105,8 +105,10 @@ def learned_from_log(log: Path) -> tuple[int | None, float | None]:
 
 
 def run_one(exe: Path, train: Path, test: Path, run: Path, budget: str, init: str | None, sets: list[str],
-            env: dict, env_prefix: str) -> dict:
+            env: dict, env_prefix: str, nproc: int | None = None) -> dict:
     cmd = ["crnn", "train", "--train", str(train), "--out", str(run), "--time-budget", budget, "--no-progress"]
+    if nproc:
+        cmd += ["--nproc", str(nproc)]
     if init:  # the answer is only ever the task's alphabet, as a CAPTCHA or digit reader wants
         cmd += ["--init", init, "--set", "data.init_charset=restrict"]
     for s in sets:
@@ -198,6 +200,7 @@ def main() -> int:
                     help="'scratch' and/or models to fine-tune from")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the crnn subprocesses (default: inherited)")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides for every run")
+    ap.add_argument("--nproc", type=int, help="train each run with N processes (crnn train --nproc: DDP)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 100 images, 20 s budgets, small test sets")
     args = ap.parse_args()
     if args.sizes and min(args.sizes) < 1:
@@ -225,7 +228,7 @@ def main() -> int:
                 tag = "scratch" if init == "scratch" else re.sub(r"[^A-Za-z0-9]+", "-", init)
                 run = root / f"runs-{stamp}" / f"{task}-{tag}-{n}"
                 rec = run_one(exe, subsets[n], test, run, budget, None if init == "scratch" else init,
-                              args.set, env, env_prefix)
+                              args.set, env, env_prefix, args.nproc)
                 rec.update(task=task, init=init, size=n, budget=budget)
                 results.append(rec)
                 acc = rec.get("word_accuracy")

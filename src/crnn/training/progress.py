@@ -66,22 +66,33 @@ def schedule_progress(clock: float, total: float, warmup: float, started: float 
     return min(1.0, warmup + (1 - warmup) * (p - s) / max(1 - s, 1e-9))
 
 
-def fastest_threads(step, candidates: list[int], repeats: int = 2) -> tuple[int, dict[int, float]]:
+def fastest_threads(step, candidates: list[int], repeats: int = 3) -> tuple[int, dict[int, float]]:
     """Time ``step()`` (one forward and backward pass) at each torch thread count; the fastest and the timings.
 
     On a quiet 2-core machine two threads are faster; beside other busy processes one thread can be many
     times faster than two (each step waits for the slower thread), so this is measured, not assumed.
+
+    The candidates are timed in turns (2, 1, 2, 1, ...) after one untimed step each, and each is scored by its
+    median turn, so a passing load or a process's slow first steps (fresh memory, the thread pool starting)
+    do not all land on one candidate. Timed one after the other, twice each, a digit-string model on 2 quiet
+    cores measured 0.29-0.39 s with 2 threads against 0.38-0.43 s with 1 in four fresh processes, once within
+    1 %, and in one training run took 1 thread (0.439 s against 0.452 s); in turns the same four measured
+    0.30-0.32 s against 0.41-0.44 s (BENCHMARKS.md, "Training on any machine").
     """
+    import statistics
     import time
 
-    timings: dict[int, float] = {}
-    for n in candidates:
+    for n in candidates:  # warm-up: allocations, kernel choice, the thread pool
         torch.set_num_threads(n)
-        step()  # warm-up: allocations, kernel choice
-        t0 = time.perf_counter()
-        for _ in range(repeats):
+        step()
+    rounds: dict[int, list[float]] = {n: [] for n in candidates}
+    for _ in range(repeats):
+        for n in candidates:
+            torch.set_num_threads(n)
+            t0 = time.perf_counter()
             step()
-        timings[n] = (time.perf_counter() - t0) / repeats
+            rounds[n].append(time.perf_counter() - t0)
+    timings = {n: statistics.median(v) for n, v in rounds.items()}
     best = min(timings, key=timings.get)  # type: ignore[arg-type]
     torch.set_num_threads(best)
     return best, timings
