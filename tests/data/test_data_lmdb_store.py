@@ -86,3 +86,19 @@ def test_lmdb_map_grows_for_values_just_over_a_page(tmp_path):
             w.add(i.to_bytes(4, "big") + blob[4:], "AB")
     r = LmdbReader(tmp_path / "p.lmdb")
     assert len(r) == 10_500 and r.image_bytes(10_499)[:4] == (10_499).to_bytes(4, "big")
+
+
+def test_lmdb_reader_keeps_reading_the_dataset_it_opened_after_a_chdir(tmp_path, monkeypatch):
+    """The reader resolves its path once: a relative path still means the dataset it opened, not one of the
+    same name under a later working directory (and each read no longer pays for resolving it)."""
+    from crnn.data.lmdb_store import LmdbReader, LmdbWriter
+
+    for folder, label in (("a", "FIRST"), ("b", "OTHER")):
+        (tmp_path / folder).mkdir()
+        with LmdbWriter(tmp_path / folder / "d.lmdb") as w:
+            w.add(b"x", label)
+    monkeypatch.chdir(tmp_path / "a")
+    r = LmdbReader("d.lmdb")
+    monkeypatch.chdir(tmp_path / "b")
+    assert r.label(0) == "FIRST"
+    assert LmdbReader("d.lmdb").label(0) == "OTHER"
