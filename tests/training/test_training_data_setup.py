@@ -23,6 +23,7 @@ def tiny_config(*extra: str) -> Config:
 
 def test_training_skips_bad_samples_and_explains_too_long_labels(tmp_path, monkeypatch):
     monkeypatch.setattr("crnn.training.loop._write_curves", lambda run: None)  # curves.png: seconds, not tested
+    monkeypatch.setattr("crnn.training.assemble.BIG_SOURCE", 50)  # announce this set as if it were large
     data = tmp_path / "d"
     labels = make_toy_set(data, 48, seed=3)
     render_text("A").crop((0, 0, 16, 32)).save(data / "narrow.png")  # 16 px -> 4 CTC frames
@@ -38,6 +39,10 @@ def test_training_skips_bad_samples_and_explains_too_long_labels(tmp_path, monke
                 log=messages.append)
     text = "\n".join(messages)
     assert f"49 usable samples of {len(labels) + 6}, 5 skipped" in text, text
+    announced = [m for m in messages if "images into memory first" in m]
+    want = f"{data / 'labels.tsv'}: decoding {len(labels) + 5} images"  # gone.png is skipped while listing
+    assert len(announced) == 1 and announced[0].startswith(want), announced
+    assert messages.index(announced[0]) < next(i for i, m in enumerate(messages) if "usable samples of" in m)
     one_line_per_file(text, [str(data / "narrow.png"), str(data / "broken.png"), str(data / "z.png"),
                              str(data / "long.png"), f"{data / 'labels.tsv'}:{len(labels) + 6}"])
     long = next(ln for ln in text.splitlines() if "long.png" in ln)  # never squeezed: skipped, and said why
