@@ -52,6 +52,19 @@ DEFAULT_BONUS = 0.5
 validation set with its words removed from the LM, among the settings that cost at most 0.2 points on clean
 printed words the LM never saw (rendered in training fonts, so the benchmark's held-out fonts stay unused)."""
 
+LM_BEAM = 10
+"""The beam width a language model decodes with when none is given (``beam`` 0 or 1)."""
+LM_PRUNE = -8.0
+"""With a language model, classes below this log-probability in a frame do not extend the beam: to win, the
+LM (a few nats per character at its default weight) would have to outweigh odds of e^8 against them in the
+image. On the dev sets the texts were identical to those at the plain beam's -16, at 1.4x (words) to 2x
+(lines) the speed (BENCHMARKS.md); about 40 % of the frames then hold only the blank and skip the search."""
+
+
+def lm_beam_width(beam: int) -> int:
+    """The beam width a language model decodes with: ``beam`` when it is a beam (> 1), else :data:`LM_BEAM`."""
+    return beam if beam and beam > 1 else LM_BEAM
+
 
 def _word(w: str) -> str | None:
     """A word as the LM counts it (case-folded, ’ as '), or None if it has anything but letters and '."""

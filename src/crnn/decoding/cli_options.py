@@ -45,7 +45,7 @@ def describe_decoding(args: argparse.Namespace, scorer: LMScorer | None) -> str:
     if args.lexicon:
         return f"lexicon {args.lexicon}"
     if scorer is not None:
-        from crnn.inference.base import lm_beam_width
+        from crnn.decoding.charlm import lm_beam_width
 
         return (f"beam {lm_beam_width(args.beam)} + language model {scorer.lm.name} "
                 f"(weight {scorer.weight:g}, bonus {scorer.bonus:g})")

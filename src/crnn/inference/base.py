@@ -92,20 +92,6 @@ def run_batches(forward: Forward, arrays: list[np.ndarray], channels: int, batch
     return results, all_lp  # type: ignore[return-value]
 
 
-LM_BEAM = 10
-"""The beam width a language model decodes with when none is given (``beam`` 0 or 1)."""
-LM_PRUNE = -8.0
-"""With a language model, classes below this log-probability in a frame do not extend the beam: to win, the
-LM (a few nats per character at its default weight) would have to outweigh odds of e^8 against them in the
-image. On the dev sets the texts were identical to those at the plain beam's -16, at 1.4x (words) to 2x
-(lines) the speed (BENCHMARKS.md); about 40 % of the frames then hold only the blank and skip the search."""
-
-
-def lm_beam_width(beam: int) -> int:
-    """The beam width a language model decodes with: ``beam`` when it is a beam (> 1), else :data:`LM_BEAM`."""
-    return beam if beam and beam > 1 else LM_BEAM
-
-
 def refuse_lexicon_with_lm(lexicon, lm) -> None:
     """One decoder at a time: a lexicon already restricts the reading to its words."""
     if lexicon is not None and lm is not None:
@@ -126,7 +112,7 @@ def make_decoder(charset: Charset, beam: int = 0, lexicon=None, lm=None) -> Call
         return lex.decode
     if lm is not None:
         from crnn.decoding.beam import beam_search
-        from crnn.decoding.charlm import LMScorer, load_lm
+        from crnn.decoding.charlm import LM_PRUNE, LMScorer, lm_beam_width, load_lm
 
         scorer = lm if isinstance(lm, LMScorer) else LMScorer(load_lm(lm), charset)
         width = lm_beam_width(beam)
