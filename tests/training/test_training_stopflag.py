@@ -85,7 +85,7 @@ def test_kill_at_random_moments_then_resume(data, reference, child_env, tmp_path
     for run, (sig, at_step, _), (rc, err, _) in zip(runs, trials, results):
         last = run / "last.pt"
         litter = len(list(run.glob(".*.tmp")))
-        if rc == 0:  # finished before the signal landed
+        if rc in (0, 3):  # finished before the signal landed (3: it ended without learning, as a toy run may)
             outcomes.append((sig.name, at_step, "finished first", 0))
             continue
         if sig == signal.SIGKILL:
