@@ -104,5 +104,8 @@ def test_page_loads_nothing_from_outside(served, browser):
     server, _ = served
     browser.get(server.url + "/")
     _wait_state(browser, "idle")
+    # the page is idle before its /health request has answered; the model line is filled from that answer, so
+    # once it shows, the request is in the resource list (without this wait the list was empty on a fast machine)
+    WebDriverWait(browser, WAIT).until(lambda d: "backend" in d.find_element(By.ID, "model").text)
     urls = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert urls and all(u.startswith(server.url) for u in urls), urls
