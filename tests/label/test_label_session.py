@@ -200,7 +200,8 @@ def test_page_labels_resumes_undoes_and_flags(model, browser, tmp_path):
         assert page.text("progress").startswith("0 of 6 labelled")
         item = page.body("item")
         assert page.value() == rec.predict([tmp_path / "in" / item])[0].text  # the model's reading, pre-filled
-        assert browser.execute_script("return document.getElementById('image').naturalWidth") > 0
+        # the item and its reading show before the image has finished loading: wait for it (fails on timeout)
+        page.wait(lambda: browser.execute_script("return document.getElementById('image').naturalWidth") > 0)
 
         for label in ("AB", "AB", "x7-B"):  # three images, one label twice
             item = page.body("item")

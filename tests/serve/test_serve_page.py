@@ -63,7 +63,9 @@ def test_upload_shows_text_confidence_and_alignment(served, browser, tmp_path):
     assert browser.execute_script("return document.getElementById('text').textContent") == expected.text
     assert browser.find_element(By.ID, "confidence").text == f"confidence {100 * expected.confidence:.1f}%"
     assert "ms" in browser.find_element(By.ID, "timing").text
-    assert browser.execute_script("return document.getElementById('preview').naturalWidth") == img.width
+    # an <img> may still be loading when the text shows: wait for its full width (fails on timeout)
+    WebDriverWait(browser, WAIT).until(
+        lambda d: d.execute_script("return document.getElementById('preview').naturalWidth") == img.width)
 
     # the alignment figure, or a note that the server has none
     WebDriverWait(browser, WAIT).until(
