@@ -178,3 +178,27 @@ def test_a_resume_writes_a_missing_best_pt_from_last_pt(data, tmp_path):
     assert _train(data["a"], run, "--resume", "--epochs", "2") in RAN
     assert load_checkpoint(run / "best.pt")["meta"]["kind"] == "best"
     assert "best.pt was missing; written from" in (run / "train.log").read_text()
+
+
+def test_a_resume_removes_what_a_killed_writer_left_and_keeps_what_a_live_one_holds(data, tmp_path):
+    """A kill during ``best.pt``'s write leaves ``.best.pt.*.tmp``; ``atomic_write`` only sweeps it when it writes
+    ``best.pt`` again, which a resume may never do. The run folder sweeps its own temporary files before it
+    writes, except one that a live process holds locked."""
+    import fcntl
+
+    run = tmp_path / "run"
+    assert _train(data["a"], run) in RAN
+    # named for a file this resume does not write again (a stale .best.pt.*.tmp is also swept whenever the
+    # resume happens to write a better best.pt, so that name alone would not show the folder's own sweep)
+    stale = run / ".model.pt.killed.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    held = run / ".notes.txt.live.tmp"
+    held.write_bytes(b"being written")
+    fd = os.open(held, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert _train(data["a"], run, "--resume", "--epochs", "2") in RAN
+        assert not stale.exists()
+        assert held.exists()
+    finally:
+        os.close(fd)

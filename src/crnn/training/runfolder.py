@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from crnn.errors import ConfigError, CrnnError
+from crnn.fileio import remove_if_unlocked
 
 try:
     import fcntl
@@ -113,10 +114,17 @@ class RunFolder:
         self._fd = fd
 
     def start_writing(self) -> Path | None:
-        """Called just before the first write; under ``--force`` moves an old run aside. Returns where to."""
+        """Called just before the first write; under ``--force`` moves an old run aside. Returns where to.
+
+        First it removes the temporary files a killed writer left (``.best.pt.*.tmp``): ``atomic_write`` sweeps
+        those of a file only when it writes that file again, and a resumed run need not write ``best.pt`` again.
+        The folder's lock is held, and :func:`remove_if_unlocked` keeps any file a live writer still holds.
+        """
         if not self.enabled or self.writing:
             return self.moved_to
         self.writing = True
+        for stale in sorted(self.path.glob(".*.tmp")):
+            remove_if_unlocked(stale)
         if self.force and not self.resume and self.records():
             stamp = time.strftime("%Y%m%d-%H%M%S")
             dest = self.path / f"old-{stamp}"
