@@ -27,6 +27,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from crnn.cli import EXIT_LEARNED_NOTHING, EXIT_OK
 from crnn.config import Config, apply_overrides
 
 try:
@@ -356,9 +357,10 @@ SETTINGS = ["data.height=32",
 
 ARGS = [a for s in SETTINGS for a in ("--set", s)] + ["--epochs", str(EPOCHS), "--no-progress"]
 
-RAN = (0, 3)
-"""These short toy runs may end on CTC's blank plateau: `crnn train` then says so and exits 3, every file
-written (tests/training/test_training_progress.py checks that). The tests here are about faults, not learning."""
+RAN = (EXIT_OK, EXIT_LEARNED_NOTHING)
+"""Short toy runs may end on CTC's blank plateau: `crnn train` then says so and exits 3, every file written
+(tests/training/test_training_progress.py checks that). The tests using this are about faults and run
+folders, not learning."""
 
 
 # Drawing ``curves.png`` after each epoch costs seconds with matplotlib on a busy machine and is not what these

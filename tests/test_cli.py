@@ -269,3 +269,30 @@ def test_language_model_decoding(cli_run, toy_data, tmp_path, capsys):
                       (["--lm", str(tmp_path / "words.txt"), "--lm-weight", "-2"], "lm weight must be")]:
         assert main(["predict", model, str(imgs), *argv]) == 2
         assert why in one_error_line(capsys.readouterr().err)
+
+
+_LATE_SIGNAL = """
+import atexit, os, signal, sys
+from crnn import cli
+cli.main = lambda argv=None: cli.EXIT_LEARNED_NOTHING  # a command that has done its work and chosen its status
+# the signal lands after the command returned, while the interpreter shuts down
+atexit.register(lambda: os.kill(os.getpid(), getattr(signal, sys.argv[1])))
+raise SystemExit(cli.run())
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_after_the_command_finished_keeps_its_exit_status(sig):
+    """Ctrl-C just as `crnn train` ends must not turn its status into a death by signal (CI saw -2 once)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _LATE_SIGNAL, sig], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, (proc.returncode, proc.stderr)
+
+
+def test_the_crnn_script_runs_the_signal_safe_entry_point():
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "crnn"]
+    assert script.value == "crnn.cli:run"

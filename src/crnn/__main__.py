@@ -1,6 +1,6 @@
 """``python -m crnn`` (and ``torchrun -m crnn train ...``)."""
 
-from crnn.cli import main
+from crnn.cli import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run())

@@ -1,7 +1,9 @@
 """The ``crnn`` command: argument parsing only; the work is done by the library.
 
 Errors in the user's input (a :class:`~crnn.errors.CrnnError`) print one line and
-exit with status 2; an interrupted training run exits with 130 after saving.
+exit with status 2 (:data:`EXIT_ERROR`); an interrupted training run exits with 130
+(:data:`EXIT_INTERRUPTED`) after saving; a run that ended on CTC's blank plateau exits
+with 3 (:data:`EXIT_LEARNED_NOTHING`), its files written.
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ from crnn.insight.cli import register as register_visualize
 from crnn.insight.cli import register_audit
 from crnn.label.cli import register as register_label
 from crnn.serve.cli import register as register_serve
+
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+"""Bad input or a refused file: one line on stderr naming the file or key."""
+EXIT_LEARNED_NOTHING = 3
+"""Training ran and wrote every file but never left CTC's blank plateau; scripts can tell it from success."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C or SIGTERM (training saved ``last.pt`` first), as a shell reports a SIGINT."""
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -66,7 +77,7 @@ def cmd_train(args) -> int:
     if result.interrupted:
         print(f"interrupted: saved {result.last_path}; continue with: crnn train --train {' '.join(args.train)} "
               f"--out {args.out} --resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return 0
     print(f"best model: validation CER {result.best_cer:.4f}, word accuracy {result.best_accuracy:.2%}, after "
@@ -74,7 +85,7 @@ def cmd_train(args) -> int:
     print(f"model: {result.best_path}")
     if result.plateau_note:
         print(f"note: {result.plateau_note}", file=sys.stderr)
-    return 3 if result.learned_nothing else 0
+    return EXIT_LEARNED_NOTHING if result.learned_nothing else EXIT_OK
 
 
 def _torchrun(args) -> int:
@@ -327,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except CrnnError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except OSError as e:
         # The file system refused (a file where a folder must go, no permission, disk full):
         # the user's environment, not a bug, so one line naming the path, as mkdir or cp would.
@@ -340,11 +351,27 @@ def main(argv: list[str] | None = None) -> int:
         else:
             where = f"{e.filename}: " if e.filename else ""
             print(f"error: {where}{e.strerror or e}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def run() -> int:
+    """The process entry point (the ``crnn`` script, ``python -m crnn``): :func:`main`, then deaf to signals.
+
+    Once main() has returned, the command's work is done (or it failed and said so). A Ctrl-C or SIGTERM
+    from then on has nothing left to stop; left to Python's default handler it would turn the status
+    main() chose into a death by SIGINT during interpreter shutdown (-2), e.g. just after a training run
+    finished. main() itself leaves the handlers alone, as a library call inside another program must.
+    """
+    try:
+        return main()
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run())

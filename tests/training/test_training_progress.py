@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_training_loop import toy_config
 
-from crnn.cli import main
+from crnn.cli import EXIT_LEARNED_NOTHING, main
 from crnn.training import loop as loop_mod
 from crnn.training.loop import train
 from crnn.training.progress import batch_cer, fastest_threads, schedule_progress
@@ -109,7 +109,7 @@ def test_a_run_that_learns_nothing_says_so_and_fails(toy_data, tmp_path, capsys)
     argv = ["train", "--train", str(toy_data / "train"), "--val", str(toy_data / "test"), "--out",
             str(tmp_path / "run"), "--epochs", "1", "--no-progress", "--set", "train.lr=1e-7",
             "--set", "data.height=32", "--set", "model.rnn_hidden=32"]
-    assert main(argv) == 3
+    assert main(argv) == EXIT_LEARNED_NOTHING
     err = capsys.readouterr().err
     note = [ln for ln in err.splitlines() if ln.startswith("note:")]
     assert len(note) == 1 and "ended on CTC's blank plateau" in note[0] and "--init builtin:en" in note[0]

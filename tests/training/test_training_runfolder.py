@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_toy_set
+from conftest import RAN, make_toy_set
 from crnn.cli import main
 
 TINY = ["--set", "data.height=32", "--set", "model.rnn_hidden=16", "--set", "train.batch_size=16",
@@ -36,12 +36,6 @@ def data(tmp_path_factory) -> dict[str, Path]:
     make_toy_set(root / "a", 40, seed=1)
     make_toy_set(root / "b", 48, seed=2)
     return {"a": root / "a", "b": root / "b"}
-
-
-RAN = (0, 3)
-"""A one-epoch toy run may end on CTC's blank plateau: `crnn train` then says so and exits 3, with every
-file written (tests/training/test_training_progress.py checks that). These tests are about the run folder,
-not learning."""
 
 
 def _train(data_dir: Path, out: Path, *extra: str) -> int:
