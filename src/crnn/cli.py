@@ -26,7 +26,6 @@ from crnn.insight.cli import register_audit
 from crnn.label.cli import register as register_label
 from crnn.serve.cli import register as register_serve
 
-
 EXIT_OK = 0
 EXIT_ERROR = 2
 """Bad input or a refused file: one line on stderr naming the file or key."""
