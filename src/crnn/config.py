@@ -56,6 +56,12 @@ class DataConfig:
     0 turns it off; training from scratch never rehearses. Measured on a toy model fine-tuned 2 epochs on
     labels without two of its characters: it still read 0, 12, 23 and 29 of 31 words holding them with
     0, 0.2, 0.5 and 1.0."""
+    rehearsal_synth: str = ""
+    """A ``crnn synth`` config (TOML) the rehearsal lines are drawn with: its fonts, exclusions, font hold-out
+    and look; their text stays random strings over the charset, their height and channels the model's.
+    Empty: the synth defaults, every installed font. Set it to the config the training data was drawn with
+    when that config holds fonts out for a benchmark: the shipped model's stages 6-9 rehearsed in every
+    installed font, the held-out families of the printed-word benchmark too."""
     init_charset: str = "keep"
     """Fine-tuning (``--init``) without a ``charset``: ``keep`` the init model's characters and add the
     training labels' new ones, so a model fine-tuned on capitals still reads lower case; ``restrict`` the

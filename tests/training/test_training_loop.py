@@ -105,20 +105,17 @@ def test_finetune_with_another_charset(trained, tmp_path):
     assert load_checkpoint(res.best_path)["charset"] == "7ABz"
 
 
-def test_finetune_on_fewer_characters_still_reads_the_others(trained, toy_data, tmp_path, monkeypatch, request):
+def test_finetune_on_fewer_characters_still_reads_the_others(trained, toy_data, tmp_path):
     """Fine-tuned on labels without '-' and 'x', the model still reads them thanks to the rehearsal lines;
     without rehearsal it starts forgetting them within two epochs (measured: 28 of the 31 test images with
     those characters read right with rehearsal, 19 without; on a later machine 27 against 14).
 
-    The rehearsal lines are drawn in matplotlib's DejaVu fonts only: with the ~50 font packages of the shipped
-    model's recipe installed they are drawn mostly in faces unlike the toy set's, and two epochs of them kept
-    15 of the 31 (25 with only Debian's base fonts), so the result would depend on the machine's fonts. The
-    synth caches each config's fonts per process, so the cache is emptied before and after."""
-    from crnn.synth import fonts, generate
-
-    monkeypatch.setattr(fonts, "SYSTEM_FONT_DIRS", ())
-    generate._context.cache_clear()
-    request.addfinalizer(generate._context.cache_clear)
+    The rehearsal lines are drawn in matplotlib's DejaVu fonts only (``data.rehearsal_synth``, a synth config
+    without system fonts): with the ~50 font packages of the shipped model's recipe installed, the default
+    draws them mostly in faces unlike the toy set's, and two epochs of them kept 15 of the 31 (25 with only
+    Debian's base fonts), so the result would depend on the machine's fonts."""
+    bundled_only = tmp_path / "bundled_only.toml"
+    bundled_only.write_text("[synth]\nsystem_fonts = false\nbundled_fonts = true\n")
     data = tmp_path / "ab7"
     make_toy_set(data, 80, seed=8, alphabet="AB7")
     test = sorted((toy_data / "test").glob("*.png"))
@@ -129,10 +126,11 @@ def test_finetune_on_fewer_characters_still_reads_the_others(trained, toy_data, 
     def right(*extra: str) -> int:
         out = tmp_path / f"ft{len(extra)}"
         messages: list[str] = []
-        res = train(toy_config(2, *extra), data, out, init=str(trained.best_path), progress=False,
-                    log=messages.append)
-        assert ("rehearses the init model's characters the training labels lack ('-x')" in "\n".join(messages)) \
-            == (not extra)
+        res = train(toy_config(2, f"data.rehearsal_synth={bundled_only}", *extra), data, out,
+                    init=str(trained.best_path), progress=False, log=messages.append)
+        said = "\n".join(messages)
+        assert ("rehearses the init model's characters the training labels lack ('-x')" in said) == (not extra)
+        assert (f"drawn as {bundled_only} draws" in said) == (not extra)
         preds = Recognizer.load(res.best_path).predict(with_others)
         return sum(p.text == labels[q.name] for p, q in zip(preds, with_others))
 
@@ -140,6 +138,48 @@ def test_finetune_on_fewer_characters_still_reads_the_others(trained, toy_data, 
     forgot = right("data.rehearsal=0")
     assert kept >= 0.6 * len(with_others), (kept, forgot, len(with_others))
     assert forgot <= kept - 5
+
+
+def test_rehearsal_keeps_the_fonts_its_synth_config_holds_out(trained, tmp_path, monkeypatch):
+    """A benchmark's held-out fonts stay out of the rehearsal lines when data.rehearsal_synth holds them out
+    (the default draws in every installed font: the shipped model's stages 6-9 rehearsed in the printed-word
+    benchmark's held-out families)."""
+    from crnn.synth.generate import fonts_for
+    from crnn.training import assemble
+
+    held = tmp_path / "held.toml"
+    held.write_text('[synth]\nsystem_fonts = false\nbundled_fonts = true\nholdout_fonts = ["DejaVuSerif*"]\n')
+    data = tmp_path / "ab7"
+    make_toy_set(data, 40, seed=8, alphabet="AB7")
+    seen: list = []
+    real_rehearsal = assemble.rehearsal
+
+    def spy(cfg, inputs, real, say):
+        streams = real_rehearsal(cfg, inputs, real, say)
+        seen.extend(streams)
+        return streams
+
+    def rehearsal_fonts(synth_config: str) -> list[str]:
+        seen.clear()
+        train(toy_config(1, f"data.rehearsal_synth={synth_config}"), data, tmp_path / f"run{len(synth_config)}",
+              init=str(trained.best_path), progress=False, log=lambda *a: None)
+        (stream,) = seen
+        assert stream.cfg.text.startswith("regex:") and stream.cfg.height == 32
+        return [Path(f).name for f in fonts_for(stream.cfg)]
+
+    monkeypatch.setattr(assemble, "rehearsal", spy)
+    held_out = rehearsal_fonts(str(held))
+    every = rehearsal_fonts("")
+    assert held_out and not any(f.startswith("DejaVuSerif") for f in held_out), held_out
+    assert any(f.startswith("DejaVuSerif") for f in every)  # without the key: every font, the held-out ones too
+
+
+def test_a_wrong_rehearsal_synth_path_stops_before_any_decoding(trained, toy_data, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(CrnnError, match=r"^data.rehearsal_synth: .*nope.toml: cannot read config"):
+        train(toy_config(1, f"data.rehearsal_synth={tmp_path / 'nope.toml'}"), toy_data / "train", out,
+              init=str(trained.best_path), progress=False, log=lambda *a: None)
+    assert not (out / "last.pt").exists()
 
 
 def test_finetune_keeps_the_init_height_unless_asked(trained, tmp_path):

@@ -20,6 +20,7 @@ from crnn.data.dataset import TextLineDataset
 from crnn.data.images import Preprocess
 from crnn.data.sources import Source, open_source
 from crnn.errors import CrnnError
+from crnn.synth.dataset import PREFIX as SYNTH_PREFIX
 from crnn.synth.dataset import Mixed, SynthDataset, is_synth, load_synth
 from crnn.training.data_setup import apply_dataset_settings, load_dataset, split_validation
 from crnn.training.finetune import InitModel, fine_tune_charset, native_height
@@ -39,6 +40,8 @@ class Inputs:
     preprocess: Preprocess
     charset: Charset
     fingerprint: dict[str, Any]
+    rehearsal_synth: Any = None
+    """The synth config of ``data.rehearsal_synth``, read before any image is decoded (``None``: the defaults)."""
 
 
 @dataclass
@@ -88,7 +91,13 @@ def open_inputs(cfg: Config, train_path: str | os.PathLike | list, val_path: str
     if saved_charset is None and init is None:
         cfg.data.rehearsal = 0.0  # only a fine-tune has something to keep
     synth_cfgs = [dataclasses.replace(sc, charset=charset.chars) for sc in synth_cfgs]
-    return Inputs(locations, sources, vsrc, synth_cfgs, pre, charset, run_fp)
+    rehearsal_synth = None
+    if cfg.data.rehearsal > 0 and cfg.data.rehearsal_synth:  # a wrong path fails now, not after the decoding
+        try:
+            rehearsal_synth = load_synth(SYNTH_PREFIX + cfg.data.rehearsal_synth, pre, None)
+        except CrnnError as e:
+            raise CrnnError(f"data.rehearsal_synth: {e}") from None
+    return Inputs(locations, sources, vsrc, synth_cfgs, pre, charset, run_fp, rehearsal_synth)
 
 
 BIG_SOURCE = 20_000
@@ -139,8 +148,9 @@ def rehearsal(cfg: Config, inputs: Inputs, real: TextLineDataset | None, say: Sa
 
     Without them the output rows of characters that never occur in the labels are pushed down at every
     step, and the model stops reading them (see ``data.rehearsal`` for the measurement). Random strings,
-    not words: the point is the glyphs, and a regex needs no word list. Recomputed from the data at every
-    start, so ``--resume`` rebuilds the same stream.
+    not words: the point is the glyphs, and a regex needs no word list. Drawn with the fonts and look of
+    ``data.rehearsal_synth`` when it is set (so a benchmark's held-out fonts stay out), else the synth
+    defaults. Recomputed from the data at every start, so ``--resume`` rebuilds the same stream.
     """
     if cfg.data.rehearsal <= 0 or real is None:
         return []
@@ -154,8 +164,12 @@ def rehearsal(cfg: Config, inputs: Inputs, real: TextLineDataset | None, say: Sa
 
     glyphs = "".join(c for c in charset.chars if not c.isspace())
     cls = "".join("\\" + c if c in "\\]^-[" else c for c in glyphs)
-    scfg = SynthConfig(height=pre.height, channels=pre.channels, text=f"regex:[{cls}]{{1,10}}", charset=glyphs)
+    base = inputs.rehearsal_synth if inputs.rehearsal_synth is not None else SynthConfig()
+    scfg = dataclasses.replace(base, height=pre.height, channels=pre.channels, text=f"regex:[{cls}]{{1,10}}",
+                               charset=glyphs)
     n = max(1, round(cfg.data.rehearsal * len(real)))
+    drawn = (f"drawn as {cfg.data.rehearsal_synth} draws" if inputs.rehearsal_synth is not None
+             else "in every installed font; data.rehearsal_synth=CONFIG.toml draws them with a synth config's fonts")
     say(f"fine-tuning rehearses the init model's characters the training labels lack ({absent!r}): {n} synthetic "
-        f"lines over the whole charset per epoch (data.rehearsal={cfg.data.rehearsal}; 0 turns it off)")
+        f"lines over the whole charset per epoch, {drawn} (data.rehearsal={cfg.data.rehearsal}; 0 turns it off)")
     return [SynthDataset(scfg, cfg.train.seed + 5000, n, pre, charset)]
