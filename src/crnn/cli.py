@@ -88,15 +88,30 @@ def cmd_train(args) -> int:
 
 
 def _torchrun(args) -> int:
-    """``crnn train --nproc N`` re-launches itself under torchrun on this machine."""
-    import subprocess
+    """``crnn train --nproc N``: this process becomes torchrun's agent and starts N copies of ``crnn train``.
 
-    argv = [a for a in sys.argv[1:]]
+    In this process rather than ``python -m torch.distributed.run`` in a child: the workers run in sessions
+    of their own, so a Ctrl-C reaches only this process, and torchrun's agent here passes it once to each
+    worker, which finishes its step, saves ``last.pt`` and exits (rank 0 prints how to resume). The status is
+    then crnn's: 130 interrupted, 3 learned nothing, 2 an error the worker has printed in one line; in a
+    child, torchrun answered a Ctrl-C with a traceback and any of these with status 1 and a failure report.
+    """
+    from torch.distributed.elastic.multiprocessing import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args
+    from torch.distributed.run import run as torchrun
+
+    argv = list(sys.argv[1:])
     i = argv.index("--nproc")
     del argv[i:i + 2]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
-           "-m", "crnn"] + argv
-    return subprocess.call(cmd)
+    try:
+        torchrun(parse_args(["--standalone", f"--nproc_per_node={args.nproc}", "-m", "crnn", *argv]))
+    except SignalException:
+        return EXIT_INTERRUPTED
+    except ChildFailedError as e:  # rank 0's status first: it is the rank that reports
+        codes = [f.exitcode for _, f in sorted(e.failures.items())]
+        return next((c for c in codes if c > 0), EXIT_ERROR)
+    return EXIT_OK
 
 
 def _check_counts(args, *flags: str) -> None:

@@ -1,8 +1,10 @@
 """DDP training with two CPU processes (gloo) through ``crnn train --nproc 2`` (torchrun underneath)."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -39,3 +41,44 @@ def test_two_processes_match_single_process_quality_and_resume(toy_data, tmp_pat
               "--out", str(run), "--epochs", "10", "--resume", *ARGS)
     assert p.returncode == 0, p.stderr[-2000:]
     assert len(read_metrics(run / "metrics.csv")) == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_on_two_processes_saves_and_resumes(sig, toy_data, tmp_path):
+    """A Ctrl-C in the terminal (SIGINT to crnn's process group) or a SIGTERM to crnn: each worker finishes its
+    step and saves; crnn exits 130 with one line saying how to resume, no traceback, no worker left running."""
+    run = tmp_path / "ddp"
+    argv = ["train", "--nproc", "2", "--train", str(toy_data / "train"), "--val", str(toy_data / "test"),
+            "--out", str(run), "--epochs", "200", "--set", "train.log_every=1", *ARGS]
+    proc = subprocess.Popen([sys.executable, "-m", "crnn", *argv], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    log = run / "train.log"
+    while not (log.exists() and log.read_text().count(" iter ") >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.1)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # what the terminal does on Ctrl-C
+    else:
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "ChildFailedError" not in err, err[-3000:]
+    assert "interrupted: saved" in err and "--resume" in err, err[-3000:]
+    saved = load_checkpoint(run / "last.pt")["train_state"]["step"]
+    assert 3 <= saved < 200 * 15
+    workers = subprocess.run(["pgrep", "-f", str(run)], capture_output=True, text=True).stdout.split()
+    assert not workers, workers  # every worker has exited
+    p = _crnn("train", "--nproc", "2", "--train", str(toy_data / "train"), "--val", str(toy_data / "test"),
+              "--out", str(run), "--epochs", str(saved // 15 + 2), "--resume", *ARGS)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert load_checkpoint(run / "last.pt")["train_state"]["step"] == (saved // 15 + 2) * 15
+
+
+def test_a_worker_status_is_crnns_status(toy_data, tmp_path):
+    """Bad input under --nproc: the worker's one-line error and status 2, not torchrun's status 1 and report."""
+    p = _crnn("train", "--nproc", "2", "--train", str(tmp_path / "missing"), "--out", str(tmp_path / "run"), *ARGS)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert "ChildFailedError" not in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert p.stderr.count("error: ") >= 1
