@@ -78,7 +78,7 @@ def cmd_train(args) -> int:
               f"--out {args.out} --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
-        return 0
+        return EXIT_OK
     print(f"best model: validation CER {result.best_cer:.4f}, word accuracy {result.best_accuracy:.2%}, after "
           f"{result.epochs} epochs, {result.elapsed:.0f} s at {result.images_per_s:.0f} images/s")
     print(f"model: {result.best_path}")

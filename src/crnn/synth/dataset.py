@@ -29,9 +29,13 @@ def is_synth(location: str | os.PathLike) -> bool:
 
 def load_synth(location: str | os.PathLike, pre: Preprocess, charset: str | None):
     """The synth config named by ``synth:PATH``, with height/channels/charset made to fit the model."""
+    return synth_config_file(str(location)[len(PREFIX):], pre, charset)
+
+
+def synth_config_file(path: str, pre: Preprocess, charset: str | None):
+    """The synth config in the TOML file ``path`` (empty: the defaults), made to fit the model as above."""
     from crnn.synth import SynthConfig, load_synth_config
 
-    path = str(location)[len(PREFIX):]
     try:
         cfg = load_synth_config(path) if path else SynthConfig()
     except (OSError, ValueError) as e:

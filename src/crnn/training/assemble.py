@@ -20,8 +20,7 @@ from crnn.data.dataset import TextLineDataset
 from crnn.data.images import Preprocess
 from crnn.data.sources import Source, open_source
 from crnn.errors import CrnnError
-from crnn.synth.dataset import PREFIX as SYNTH_PREFIX
-from crnn.synth.dataset import Mixed, SynthDataset, is_synth, load_synth
+from crnn.synth.dataset import Mixed, SynthDataset, is_synth, load_synth, synth_config_file
 from crnn.training.data_setup import apply_dataset_settings, load_dataset, split_validation
 from crnn.training.finetune import InitModel, fine_tune_charset, native_height
 from crnn.training.runfolder import describe_source, fingerprint
@@ -94,7 +93,7 @@ def open_inputs(cfg: Config, train_path: str | os.PathLike | list, val_path: str
     rehearsal_synth = None
     if cfg.data.rehearsal > 0 and cfg.data.rehearsal_synth:  # a wrong path fails now, not after the decoding
         try:
-            rehearsal_synth = load_synth(SYNTH_PREFIX + cfg.data.rehearsal_synth, pre, None)
+            rehearsal_synth = synth_config_file(cfg.data.rehearsal_synth, pre, None)
         except CrnnError as e:
             raise CrnnError(f"data.rehearsal_synth: {e}") from None
     return Inputs(locations, sources, vsrc, synth_cfgs, pre, charset, run_fp, rehearsal_synth)
@@ -160,13 +159,10 @@ def rehearsal(cfg: Config, inputs: Inputs, real: TextLineDataset | None, say: Sa
     absent = "".join(c for c in charset.chars if c not in seen)
     if not absent.strip():
         return []
-    from crnn.synth import SynthConfig
-
     glyphs = "".join(c for c in charset.chars if not c.isspace())
     cls = "".join("\\" + c if c in "\\]^-[" else c for c in glyphs)
-    base = inputs.rehearsal_synth if inputs.rehearsal_synth is not None else SynthConfig()
-    scfg = dataclasses.replace(base, height=pre.height, channels=pre.channels, text=f"regex:[{cls}]{{1,10}}",
-                               charset=glyphs)
+    base = inputs.rehearsal_synth if inputs.rehearsal_synth is not None else synth_config_file("", pre, None)
+    scfg = dataclasses.replace(base, text=f"regex:[{cls}]{{1,10}}", charset=glyphs)
     n = max(1, round(cfg.data.rehearsal * len(real)))
     drawn = (f"drawn as {cfg.data.rehearsal_synth} draws" if inputs.rehearsal_synth is not None
              else "in every installed font; data.rehearsal_synth=CONFIG.toml draws them with a synth config's fonts")
