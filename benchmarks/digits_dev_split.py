@@ -20,12 +20,18 @@ from pathlib import Path
 from crnn.data.digits import load_mnist_5k, split_by_image, write_digit_strings
 
 
+def dev_split_indices(labels) -> tuple:
+    """Indices (into the 5,000 digits) of the dev split's training and dev digits: both inside the
+    learning curve's training 80 %, so no dev choice ever sees a test digit."""
+    bench_train, _bench_test = split_by_image(labels, 0.8, seed=0)  # the learning curve's split
+    tr, dev = split_by_image(labels[bench_train], 0.8, seed=5)
+    return bench_train[tr], bench_train[dev]
+
+
 def make_dev_split(out: Path) -> tuple[Path, Path]:
     """``out/train`` and ``out/dev``, composed only from the benchmark's training digits."""
     images, labels = load_mnist_5k()
-    bench_train, _bench_test = split_by_image(labels, 0.8, seed=0)  # the learning curve's split
-    images, labels = images[bench_train], labels[bench_train]
-    tr, dev = split_by_image(labels, 0.8, seed=5)
+    tr, dev = dev_split_indices(labels)
     write_digit_strings(out / "train", images[tr], labels[tr], 3000, seed=11)
     write_digit_strings(out / "dev", images[dev], labels[dev], 1000, seed=12)
     return out / "train", out / "dev"

