@@ -118,9 +118,9 @@ def run_one(exe: Path, train: Path, test: Path, run: Path, budget: str, init: st
     proc = subprocess.run([str(exe)] + cmd[1:], capture_output=True, text=True, env=env)
     wall = time.time() - t0
     step, step_s = learned_from_log(run / "train.log")
-    m = re.search(r"after (\d+) epochs, (\d+) s at (\d+) images/s", proc.stdout)
+    m = re.search(r"trained ([\d.]+) epochs, \d+ steps, (\d+) s at (\d+) images/s", proc.stdout)
     rec = {"command": env_prefix + shlex.join(cmd), "run": str(run), "exit": proc.returncode, "wall_s": round(wall),
-           "learned_step": step, "learned_s": step_s, "epochs": int(m.group(1)) if m else None,
+           "learned_step": step, "learned_s": step_s, "epochs": float(m.group(1)) if m else None,
            "images_per_s": float(m.group(3)) if m else None}
     if proc.returncode not in (0, 3):  # 3: ended on the blank plateau; its files are still written
         rec["error"] = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]

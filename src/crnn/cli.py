@@ -79,8 +79,7 @@ def cmd_train(args) -> int:
         return EXIT_INTERRUPTED
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return EXIT_OK
-    print(f"best model: validation CER {result.best_cer:.4f}, word accuracy {result.best_accuracy:.2%}, after "
-          f"{result.epochs} epochs, {result.elapsed:.0f} s at {result.images_per_s:.0f} images/s")
+    print(result.summary)
     print(f"model: {result.best_path}")
     if result.plateau_note:
         print(f"note: {result.plateau_note}", file=sys.stderr)

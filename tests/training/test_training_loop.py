@@ -312,7 +312,7 @@ def test_resume_after_kill_matches_uninterrupted_run(toy_data, tmp_path):
     cut = tmp_path / "cut"
     proc = subprocess.Popen(cli + ["--out", str(cut)] + args, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    deadline = time.time() + 120
+    deadline = time.time() + 600  # only a guard against a hang: a loaded machine is slow
     while not (cut / "metrics.csv").exists() or len(read_metrics(cut / "metrics.csv")) < 1:
         assert time.time() < deadline and proc.poll() is None
         time.sleep(0.05)
@@ -332,11 +332,16 @@ def test_resume_after_kill_matches_uninterrupted_run(toy_data, tmp_path):
 
 
 def test_time_budget_stops_training(toy_data, tmp_path):
-    t = time.monotonic()
     res = train(toy_config(1000, "train.time_budget=3"), toy_data / "train", tmp_path / "tb", progress=False,
                 log=lambda *a: None)
-    assert res.elapsed >= 3 and time.monotonic() - t < 60
+    # stopped by the budget, not by the 1,000 epochs (no wall-clock bound: on a loaded machine set-up and
+    # validation alone can take minutes, and the budget counts training time)
+    assert res.elapsed >= 3 and res.epochs < 1000
     assert res.best_path.exists()
+    # the closing line says which epoch and step best.pt holds (often the one the budget cut short)
+    assert res.best_step == load_checkpoint(res.best_path)["meta"]["step"] > 0
+    assert res.epochs <= res.passes < res.epochs + 1 and 1 <= res.best_epoch <= res.epochs + 1
+    assert f"from epoch {res.best_epoch}" in res.summary and f"at step {res.best_step};" in res.summary
 
 
 def test_automatic_validation_split_is_announced(toy_data, tmp_path):

@@ -10,7 +10,7 @@ from crnn.checkpoint import load_checkpoint
 from crnn.cli import main
 from crnn.config import Config, apply_overrides
 from crnn.training.loop import train
-from crnn.training.state import TrainState
+from crnn.training.state import TrainResult, TrainState
 
 STEPS_PER_EPOCH = 3  # 40 samples in batches of 16
 
@@ -63,3 +63,13 @@ def test_best_keeps_the_later_epoch_within_the_validation_noise():
     assert not ts.take_best(4 / 400, 0.97, 400)
     # a run saved before low_cer existed resumes with its best CER as the lowest
     assert TrainState.from_dict({"best_cer": 0.05, "best_acc": 0.7}).low_cer == 0.05
+
+
+def test_the_closing_line_says_when_best_pt_comes_from_the_epoch_the_budget_cut_short(tmp_path):
+    def result(epochs: int, best_epoch: int) -> TrainResult:
+        return TrainResult(tmp_path, tmp_path / "best.pt", tmp_path / "last.pt", 0.9, 0.02, epochs, 400, 600.0,
+                           150.0, best_epoch=best_epoch, best_step=390, passes=epochs + 0.4)
+    cut, whole = result(3, 4).summary, result(3, 3).summary
+    assert "from epoch 4 (the last, cut short by the time budget) at step 390" in cut
+    assert "trained 3.40 epochs, 400 steps, 600 s at 150 images/s" in cut
+    assert "from epoch 3 at step 390;" in whole and "cut short" not in whole

@@ -210,6 +210,8 @@ def _loop(s: RunSetup, run: Path, progress: bool) -> TrainResult:
             # best.pt follows the validation CER, far less noisy than word accuracy on a small split (one
             # sample = 1 % of 100 words); an epoch within the CER's noise of the lowest is kept (the later).
             improved = loss_n > 0 and ts.take_best(metrics.cer, metrics.accuracy, metrics.chars)
+            if improved:
+                ts.best_epoch, ts.best_step = epoch + 1, ts.step
             row = {"epoch": epoch + 1, "step": ts.step, "elapsed_s": ts.elapsed, "lr": lr, "train_loss": avg,
                    "val_accuracy": metrics.accuracy, "val_accuracy_nocase": metrics.accuracy_nocase,
                    "val_cer": metrics.cer, "images_per_s": rate}
@@ -241,12 +243,14 @@ def _loop(s: RunSetup, run: Path, progress: bool) -> TrainResult:
     if is_main and history:
         _write_curves(run)
     ips = (ts.images - images_at_start) / max(ts.elapsed - elapsed_at_start, 1e-9)
+    passes = ts.epoch + ts.batch_in_epoch / s.steps_per_epoch
     if is_main:
         runlog.line(f"{'stopped' if interrupted else 'done'}: best val_accuracy {ts.best_acc:.4f} "
-                    f"val_cer {ts.best_cer:.4f} after {ts.epoch} epochs, {ts.step} steps, {ts.elapsed:.0f} s")
+                    f"val_cer {ts.best_cer:.4f} (epoch {ts.best_epoch}, step {ts.best_step}) after {passes:.2f} "
+                    f"epochs, {ts.step} steps, {ts.elapsed:.0f} s")
     dist_utils.barrier(ctx)
     return TrainResult(run, best_path, last_path, ts.best_acc, ts.best_cer, ts.epoch, ts.step, ts.elapsed, ips,
-                       interrupted, history, ts.learned_step)
+                       interrupted, history, ts.learned_step, ts.best_epoch, ts.best_step, passes)
 
 
 def _validate(s: RunSetup) -> TextMetrics:

@@ -32,6 +32,10 @@ class TrainState:
     best_acc: float = -1.0
     best_cer: float = math.inf
     """Validation scores of the epoch in ``best.pt``."""
+    best_epoch: int = 0
+    best_step: int = 0
+    """The epoch (counted from 1) and step whose weights ``best.pt`` holds; 0: not recorded (older runs). Under
+    a time budget the last epoch is usually cut short, and its weights are often the best ones."""
     low_cer: float = math.inf
     """The lowest validation CER of any epoch so far (``best.pt`` may hold a later one within its noise)."""
     images: int = 0
@@ -118,6 +122,22 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     learned_step: int | None = None
     """The step at which the model left CTC's blank plateau (``crnn.training.progress``); None: it never did."""
+    best_epoch: int = 0
+    best_step: int = 0
+    """Where ``best.pt`` was taken (:class:`TrainState`); ``best_epoch > epochs``: from the cut-short last epoch."""
+    passes: float = 0.0
+    """Passes over the training data: ``epochs`` whole ones plus the fraction of a cut-short last one."""
+
+    @property
+    def summary(self) -> str:
+        """The CLI's closing line: where ``best.pt`` comes from, and how much training there was."""
+        where = ""
+        if self.best_epoch:
+            cut = " (the last, cut short by the time budget)" if self.best_epoch > self.epochs else ""
+            where = f", from epoch {self.best_epoch}{cut} at step {self.best_step}"
+        return (f"best model: validation CER {self.best_cer:.4f}, word accuracy {self.best_accuracy:.2%}{where}; "
+                f"trained {self.passes:.2f} epochs, {self.steps} steps, {self.elapsed:.0f} s at "
+                f"{self.images_per_s:.0f} images/s")
 
     @property
     def plateau_note(self) -> str | None:
