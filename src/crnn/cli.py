@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from crnn import __version__
@@ -33,6 +35,8 @@ EXIT_LEARNED_NOTHING = 3
 """Training ran and wrote every file but never left CTC's blank plateau; scripts can tell it from success."""
 EXIT_INTERRUPTED = 130
 """Ctrl-C or SIGTERM (training saved ``last.pt`` first), as a shell reports a SIGINT."""
+AGENT_ENV = "CRNN_TORCHRUN_AGENT"
+"""Set by ``crnn train --nproc N`` for its workers: they hand their error line to it instead of printing it."""
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -73,12 +77,12 @@ def cmd_train(args) -> int:
     cfg, explicit = build_config(args.config, args.set, _flag_settings(args))
     result = train(cfg, args.train, args.out, val_path=args.val, resume=args.resume, init=args.init,
                    progress=not args.no_progress, explicit=explicit, force=args.force)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
     if result.interrupted:
         print(f"interrupted: saved {result.last_path}; continue with: crnn train --train {' '.join(args.train)} "
               f"--out {args.out} --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
-        return EXIT_OK
     print(result.summary)
     print(f"model: {result.best_path}")
     if result.plateau_note:
@@ -103,14 +107,39 @@ def _torchrun(args) -> int:
     argv = list(sys.argv[1:])
     i = argv.index("--nproc")
     del argv[i:i + 2]
+    # torchrun would set it for each worker anyway, with a four-line banner saying so
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # torchrun's agent logs each worker's exit ("failed (exitcode: 2) local_rank: 1 ...", "Sending process
+    # ... closing signal"); crnn says what happened itself, below. Its loggers each carry their own level.
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    os.environ[AGENT_ENV] = "1"
     try:
         torchrun(parse_args(["--standalone", f"--nproc_per_node={args.nproc}", "-m", "crnn", *argv]))
     except SignalException:
         return EXIT_INTERRUPTED
     except ChildFailedError as e:  # rank 0's status first: it is the rank that reports
-        codes = [f.exitcode for _, f in sorted(e.failures.items())]
-        return next((c for c in codes if c > 0), EXIT_ERROR)
+        failures = [f for _, f in sorted(e.failures.items())]
+        # every rank meets the same bad input: its line once, not once per rank
+        for line in dict.fromkeys(f.message for f in failures if isinstance(f.message, str)
+                                  and f.message.startswith("error: ")):
+            print(line, file=sys.stderr)
+        return next((f.exitcode for f in failures if f.exitcode > 0), EXIT_ERROR)
     return EXIT_OK
+
+
+def _say_error(line: str) -> None:
+    """The one-line error on stderr; a worker of ``crnn train --nproc N`` hands it to the agent instead, through
+    the error file torchrun gives each worker, and the agent prints each distinct line once."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE") if os.environ.get(AGENT_ENV) else None
+    if path:
+        try:
+            Path(path).write_text(json.dumps({"message": line, "timestamp": int(time.time())}), encoding="utf-8")
+            return
+        except OSError:
+            pass
+    print(line, file=sys.stderr)
 
 
 def _check_counts(args, *flags: str) -> None:
@@ -350,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CrnnError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _say_error(f"error: {e}")
         return EXIT_ERROR
     except OSError as e:
         # The file system refused (a file where a folder must go, no permission, disk full):
@@ -360,10 +389,10 @@ def main(argv: list[str] | None = None) -> int:
         blocked = folder_blocked(e.filename) if isinstance(e, (FileExistsError, NotADirectoryError)) \
             and e.filename else None
         if blocked is not None:
-            print(f"error: {blocked}", file=sys.stderr)
+            _say_error(f"error: {blocked}")
         else:
             where = f"{e.filename}: " if e.filename else ""
-            print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+            _say_error(f"error: {where}{e.strerror or e}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

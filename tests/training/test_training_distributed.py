@@ -65,7 +65,7 @@ def test_ctrl_c_on_two_processes_saves_and_resumes(sig, toy_data, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "ChildFailedError" not in err, err[-3000:]
-    assert "interrupted: saved" in err and "--resume" in err, err[-3000:]
+    assert err.count("interrupted: saved") == 1 and "--resume" in err, err[-3000:]  # rank 0 says it, once
     saved = load_checkpoint(run / "last.pt")["train_state"]["step"]
     assert 3 <= saved < 200 * 15
     workers = subprocess.run(["pgrep", "-f", str(run)], capture_output=True, text=True).stdout.split()
@@ -81,4 +81,19 @@ def test_a_worker_status_is_crnns_status(toy_data, tmp_path):
     p = _crnn("train", "--nproc", "2", "--train", str(tmp_path / "missing"), "--out", str(tmp_path / "run"), *ARGS)
     assert p.returncode == 2, p.stderr[-2000:]
     assert "ChildFailedError" not in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
-    assert p.stderr.count("error: ") >= 1
+    assert p.stderr.count("error: ") == 1 and "missing" in p.stderr, p.stderr[-2000:]  # once, not once per rank
+    assert "OMP_NUM_THREADS" not in p.stderr  # torchrun's banner
+
+
+def test_two_workers_error_line_is_printed_once_without_the_threads_banner(tmp_path):
+    """The user's shell has no OMP_NUM_THREADS: torchrun's four-line banner about it is not printed, and the
+    error both workers meet reaches the terminal once."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nlr = -1\n", encoding="utf-8")
+    p = subprocess.run([sys.executable, "-m", "crnn", "train", "--nproc", "2", "--train", str(tmp_path),
+                        "--config", str(bad), "--out", str(tmp_path / "run")], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 2, p.stderr[-2000:]
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "train.lr" in lines[0], p.stderr[-2000:]
