@@ -12,18 +12,22 @@ import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from crnn.charset import Charset
 from crnn.config import Config
 from crnn.data.dataset import TextLineDataset
+from crnn.data.decoded_store import open_store
 from crnn.data.images import Preprocess
 from crnn.data.sources import Source, open_source
 from crnn.errors import CrnnError
 from crnn.synth.dataset import Mixed, SynthDataset, is_synth, load_synth, synth_config_file
 from crnn.training.data_setup import apply_dataset_settings, load_dataset, split_validation
+from crnn.training.distributed import DistContext
 from crnn.training.finetune import InitModel, fine_tune_charset, native_height
 from crnn.training.runfolder import describe_source, fingerprint
+from crnn.training.shared_decode import decode_once
 
 Say = Callable[[str], None]
 
@@ -104,17 +108,37 @@ BIG_SOURCE = 20_000
 5 minutes to decode at nice 10 before a resumed run said anything (20,000 words: 8.2 s on a free core)."""
 
 
-def load_sets(cfg: Config, inputs: Inputs, output_length: Callable[[int], int], say: Say) -> Sets:
-    """Decode the training and validation images and assemble what the loader draws from."""
+def load_sets(cfg: Config, inputs: Inputs, output_length: Callable[[int], int], say: Say,
+              ctx: DistContext | None = None) -> Sets:
+    """Decode the training and validation images and assemble what the loader draws from.
+
+    Several processes on one machine (``ctx``) share one decoded copy of the training images
+    (:mod:`crnn.training.shared_decode`); a single process keeps them in its memory."""
     pre, charset, seed = inputs.preprocess, inputs.charset, cfg.train.seed
+    ctx = ctx if ctx is not None else DistContext()
+
+    def decode(folder: Path | None) -> list[TextLineDataset]:
+        out = []
+        for k, src in enumerate(inputs.sources):
+            if len(src.records) >= BIG_SOURCE:  # minutes of silence at the start would look like a hang
+                where = ("into memory" if folder is None else
+                         f"once for the {ctx.world} processes (a file in {folder.parent} that they all map)")
+                say(f"{src.location}: decoding {len(src.records):,} images {where} first (word images: about "
+                    "40 s per 100,000 on a free core)")
+            loaded = load_dataset(src, pre, charset, output_length, cfg.data.max_width,
+                                  None if folder is None else folder / str(k))
+            say(loaded.report.format(max_lines=10))
+            out.append(loaded.dataset)
+        return out
+
+    if ctx.distributed and inputs.sources:
+        decoded = decode_once(ctx, decode, lambda folder: [open_store(folder / str(k), charset)
+                                                           for k in range(len(inputs.sources))])
+    else:
+        decoded = decode(None)
     real: TextLineDataset | None = None
-    for src in inputs.sources:
-        if len(src.records) >= BIG_SOURCE:  # minutes of silence at the start would look like a hang
-            say(f"{src.location}: decoding {len(src.records):,} images into memory first (word images: about "
-                "40 s per 100,000 on a free core)")
-        loaded = load_dataset(src, pre, charset, output_length, cfg.data.max_width)
-        say(loaded.report.format(max_lines=10))
-        real = loaded.dataset if real is None else real.extend(loaded.dataset)
+    for part in decoded:
+        real = part if real is None else real.extend(part)
     synth = [SynthDataset(sc, seed + 1000 * k, cfg.data.synth_epoch_size, pre, charset)
              for k, sc in enumerate(inputs.synth_configs)]
     val_ds: TextLineDataset | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from crnn.charset import Charset
 from crnn.config import Config
 from crnn.data.dataset import TextLineDataset
+from crnn.data.decoded_store import StoreWriter, open_store
 from crnn.data.images import Preprocess
 from crnn.data.sources import Source, summarize
 from crnn.data.validate import Report, check_samples
@@ -93,21 +95,28 @@ class Loaded:
     report: Report
 
 
-def load_dataset(source: Source, pre: Preprocess, charset: Charset,
-                 output_length: Callable[[int], int], max_width: int | None = None) -> Loaded:
-    """Decode every usable sample of ``source`` into memory (wider than ``max_width`` px: skipped, counted)."""
+def load_dataset(source: Source, pre: Preprocess, charset: Charset, output_length: Callable[[int], int],
+                 max_width: int | None = None, store: Path | None = None) -> Loaded:
+    """Decode every usable sample of ``source`` (wider than ``max_width`` px: skipped, counted) into memory,
+    or, given ``store``, into a new store folder there that the dataset maps (:mod:`crnn.data.decoded_store`)."""
     report = Report(str(source.location))
-    arrays, labels, targets, names = [], [], [], []
-    for s in check_samples(source, pre, charset, report, label_ok=length_check(output_length),
-                               max_width=max_width):
-        arrays.append(s.array)
-        labels.append(s.label)
-        targets.append(charset.encode(s.label))
-        names.append(s.record.name)
-    if not arrays:
+    samples = check_samples(source, pre, charset, report, label_ok=length_check(output_length), max_width=max_width)
+    if store is None:
+        arrays, labels, names = [], [], []
+        for s in samples:
+            arrays.append(s.array)
+            labels.append(s.label)
+            names.append(s.record.name)
+        dataset = TextLineDataset(arrays, labels, [charset.encode(label) for label in labels], names)
+    else:
+        with StoreWriter(store) as writer:
+            for s in samples:
+                writer.add(s.array, s.label, s.record.name)
+        dataset = open_store(store, charset)
+    if not len(dataset):
         raise DataError(f"{source.location}: no usable sample ({len(report.skipped)} skipped: "
                         f"{summarize(report.skipped)})")
-    return Loaded(TextLineDataset(arrays, labels, targets, names), report)
+    return Loaded(dataset, report)
 
 
 def split_validation(ds: TextLineDataset, fraction: float, max_val: int, seed: int

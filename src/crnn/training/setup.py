@@ -117,7 +117,7 @@ def set_up(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
         raise ConfigError(f"model {cfg.model.arch!r} at data.height={pre.height}: {e}") from None
     if cfg.train.freeze:  # before the data is loaded, and before the optimiser is built (it takes only the rest)
         freeze_stages(model, cfg.train.freeze, say)
-    sets = load_sets(cfg, inputs, model.output_length, say)
+    sets = load_sets(cfg, inputs, model.output_length, say, ctx)
     if init_model is not None:
         transfer_weights(model, init_model, charset, pre.height, say)
     elif saved is None and cfg.train.output_bias == "prior":

@@ -1,0 +1,43 @@
+"""The decoded-image store that the processes of a ``--nproc N`` run share."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from crnn.charset import Charset
+from crnn.data.decoded_store import StoreWriter, open_store
+from crnn.errors import CrnnError
+
+
+def test_arrays_labels_and_names_come_back_as_read_only_views_that_outlive_the_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (32, w), dtype=np.uint8) for w in (7, 50, 1)]
+    arrays.append(rng.integers(0, 256, (32, 9, 3), dtype=np.uint8))  # an RGB model's input
+    labels, names = ["ab", "b a", "a", "ba"], ["x.png", "y.png", "z.png", "w.png"]
+    with StoreWriter(tmp_path / "s") as w:
+        for a, label, name in zip(arrays, labels, names):
+            w.add(a, label, name)
+    cs = Charset("ab ")
+    ds = open_store(tmp_path / "s", cs)
+    shutil.rmtree(tmp_path / "s")  # what the run does once every process has it open
+    assert len(ds) == 4 and ds.labels == labels and ds.names == names
+    assert ds.targets == [cs.encode(label) for label in labels]
+    assert ds.widths.tolist() == [7, 50, 1, 9]
+    for got, want in zip(ds.arrays, arrays):
+        assert got.shape == want.shape and np.array_equal(got, want)
+        assert not got.flags.writeable and not got.flags.owndata  # a view into the mapped file, not a copy
+    with pytest.raises(ValueError):
+        ds.arrays[0][0, 0] = 1
+
+
+def test_a_store_that_cannot_be_written_is_one_line_naming_tmpdir(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder", encoding="utf-8")
+    with pytest.raises(CrnnError, match="cannot write the decoded training images.*TMPDIR"):
+        StoreWriter(tmp_path / "taken" / "s")
+
+
+def test_an_empty_store_is_an_empty_dataset(tmp_path):
+    with StoreWriter(tmp_path / "s"):
+        pass
+    assert len(open_store(tmp_path / "s", Charset("ab"))) == 0
