@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from crnn.charset import Charset
-from crnn.data.decoded_store import StoreWriter, open_store
+from crnn.data.decoded_store import StoreWriter, open_store, open_stores
 from crnn.errors import CrnnError
 
 
@@ -41,3 +41,13 @@ def test_an_empty_store_is_an_empty_dataset(tmp_path):
     with StoreWriter(tmp_path / "s"):
         pass
     assert len(open_store(tmp_path / "s", Charset("ab"))) == 0
+
+
+def test_shares_of_one_source_come_back_in_the_records_order(tmp_path):
+    for share, positions in ((0, [0, 2, 4]), (1, [1, 3])):
+        with StoreWriter(tmp_path / f"s{share}") as w:
+            for p in positions:
+                w.add(np.full((2, 3), p, np.uint8), "ab"[p % 2], f"{p}.png", position=p)
+    ds = open_stores([tmp_path / "s0", tmp_path / "s1"], Charset("ab"))
+    assert ds.names == [f"{p}.png" for p in range(5)] and ds.labels == ["a", "b", "a", "b", "a"]
+    assert [int(a[0, 0]) for a in ds.arrays] == [0, 1, 2, 3, 4]

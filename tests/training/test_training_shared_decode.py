@@ -1,4 +1,4 @@
-"""Two processes on one machine decode the training images once and share them (``crnn train --nproc N``)."""
+"""The processes of a machine decode the training images together, once, and share them (``--nproc N``)."""
 
 import json
 import os
@@ -6,43 +6,62 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from crnn.charset import Charset
+from crnn.data.images import Preprocess
+from crnn.data.sources import open_source
+from crnn.training.data_setup import load_dataset
 
 SCRIPT = r'''
-import json, os, sys
+import json, sys
 from pathlib import Path
-import numpy as np
 from crnn.charset import Charset
-from crnn.data.decoded_store import StoreWriter, open_store
+from crnn.data.images import Preprocess
+from crnn.data.sources import open_source
 from crnn.errors import CrnnError, DataError
+from crnn.training.data_setup import decode_share
 from crnn.training.distributed import context
-from crnn.training.shared_decode import decode_once
+from crnn.training.shared_decode import decode_together
 
+mode, data, out = sys.argv[1:]
 ctx = context()
-cs = Charset("ab")
-decoded_by = []
+cs, pre = Charset("abc"), Preprocess(height=16)
+decoded = []
 
-def decode(folder):
-    decoded_by.append(ctx.rank)
-    if sys.argv[1] == "fail":
-        raise DataError("train/: no usable sample (2 skipped: 2 x not an image)")
-    with StoreWriter(folder / "0") as w:
-        for k in range(3):
-            w.add(np.full((4, 5 + k), k, np.uint8), "ab"[: k % 2 + 1], f"{k}.png")
-    return open_store(folder / "0", cs)
+def decode(src, share, of, store):
+    decoded.append(sorted(r.name for r in src.records[share::of]))
+    if share == 1 and mode == "fail":
+        raise DataError(f"{src.location}: cannot be read (a broken disk)")
+    if share == 1 and mode == "bug":
+        raise RuntimeError("a bug")
+    return decode_share(src, pre, cs, lambda w: w // 4, None, share, of, store)
 
 try:
-    ds = decode_once(ctx, decode, lambda folder: open_store(folder / "0", cs))
-    out = {"labels": ds.labels, "widths": ds.widths.tolist(), "first": ds.arrays[2].tolist(),
-           "view": not ds.arrays[0].flags.owndata}
-except CrnnError as e:
-    out = {"error": type(e).__name__, "message": str(e)}
-out["decoded_by"] = decoded_by
-Path(sys.argv[2], f"{ctx.rank}.json").write_text(json.dumps(out))
+    (ds,), (report,) = decode_together(ctx, [open_source(data)], decode, cs)
+    res = {"labels": ds.labels, "names": ds.names, "arrays": [a.tolist() for a in ds.arrays],
+           "views": all(not a.flags.owndata for a in ds.arrays), "report": report.format(max_lines=20)}
+except Exception as e:
+    res = {"error": type(e).__name__, "message": str(e)}
+res["decoded"] = decoded
+Path(out, f"{ctx.rank}.json").write_text(json.dumps(res))
 '''
 
 
-def _run_two(tmp_path, mode):
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for k, label in enumerate(["ab", "cab", "ba", "abc", "c", "bb", "ca", "zz"]):  # 'zz': outside the charset
+        Image.fromarray(rng.integers(0, 256, (16, 20 + 6 * k), dtype=np.uint8)).save(d / f"{label}.png")
+    (d / "acb.png").write_bytes(b"not an image")
+    return d
+
+
+def _run_two(tmp_path, folder, mode):
     script = tmp_path / "worker.py"
     script.write_text(SCRIPT, encoding="utf-8")
     tmpdir = tmp_path / "tmp"
@@ -53,8 +72,8 @@ def _run_two(tmp_path, mode):
     procs = []
     for rank in range(2):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmpdir), "RANK": str(rank), "LOCAL_RANK": str(rank),
-               "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        procs.append(subprocess.Popen([sys.executable, str(script), mode, str(tmp_path)], env=env,
+               "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, str(script), mode, str(folder), str(tmp_path)], env=env,
                                       stderr=subprocess.PIPE, text=True))
     for p in procs:
         _, err = p.communicate(timeout=300)
@@ -62,15 +81,28 @@ def _run_two(tmp_path, mode):
     return [json.loads((tmp_path / f"{r}.json").read_text()) for r in range(2)], tmpdir
 
 
-@pytest.mark.parametrize("mode", ["ok", "fail"])
-def test_the_first_process_decodes_both_map_it_and_nothing_is_left_in_tmpdir(tmp_path, mode):
-    results, tmpdir = _run_two(tmp_path, mode)
-    assert results[0]["decoded_by"] == [0] and results[1]["decoded_by"] == []  # decoded once, by local rank 0
-    if mode == "ok":
-        for r in results:
-            assert r["labels"] == ["a", "ab", "a"] and r["widths"] == [5, 6, 7] and r["first"] == [[2] * 7] * 4
-            assert r["view"]  # mapped from the shared file, not a private copy
-    else:  # both say the decoding process's own one-line error
-        assert results[0] == {**results[1], "decoded_by": [0]}
-        assert results[1]["error"] == "DataError" and "no usable sample" in results[1]["message"]
-    assert list(tmpdir.iterdir()) == []
+def test_two_processes_decode_half_each_and_both_get_what_one_process_reads(tmp_path, folder):
+    results, tmpdir = _run_two(tmp_path, folder, "ok")
+    alone = load_dataset(open_source(folder), Preprocess(height=16), Charset("abc"), lambda w: w // 4)
+    shares = [r["decoded"][0] for r in results]
+    assert (len(shares[0]), len(shares[1])) == (5, 4) and len(set(shares[0] + shares[1])) == 9  # half each
+    for r in results:
+        assert r["labels"] == alone.dataset.labels and r["names"] == alone.dataset.names
+        assert r["arrays"] == [a.tolist() for a in alone.dataset.arrays]
+        assert r["views"]  # mapped from the shared files, not private copies
+        assert r["report"] == alone.report.format(max_lines=20)  # the same counts, reasons and skip order
+    assert "2 skipped" in results[0]["report"]
+    assert list(tmpdir.iterdir()) == []  # removed once both had it open
+
+
+@pytest.mark.parametrize("mode", ["fail", "bug"])
+def test_a_share_that_fails_stops_both_with_one_line(tmp_path, folder, mode):
+    results, tmpdir = _run_two(tmp_path, folder, mode)
+    if mode == "fail":  # bad input: both say the failing share's own line, and nothing is left behind
+        assert results[0]["error"] == results[1]["error"] == "DataError"
+        assert results[0]["message"] == results[1]["message"] and "a broken disk" in results[0]["message"]
+        assert list(tmpdir.iterdir()) == []
+    else:  # a bug: its traceback is that process's; the other does not wait for ever
+        assert results[1]["error"] == "RuntimeError"
+        assert results[0]["error"] == "CrnnError" and "stopped (RuntimeError)" in results[0]["message"]
+        assert not list(tmpdir.glob("*/share-*/*"))  # no decoded images left behind

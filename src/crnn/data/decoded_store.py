@@ -6,9 +6,11 @@ lines held 11 GB each of a 24 GB machine, and eight on a GPU node would hold eig
 file and mapped, the images sit once in the page cache, shared by all of them, and pages the system needs
 back are read again from the file instead of a process being killed.
 
-The layout is private to one run (written and removed by :mod:`crnn.training.shared_decode`): ``images.u8``
-(every array's bytes, one after the other), ``index.npy`` (offset, height, width, channels per array; 0
-channels for a 2-D array) and ``labels.json`` (labels and record names).
+The processes decode a share of the records each, one store per share, and every process maps them all
+(:func:`open_stores`), in the records' order. The layout is private to one run (written and removed by
+:mod:`crnn.training.shared_decode`): ``images.u8`` (every array's bytes, one after the other), ``index.npy``
+(offset, height, width, channels, the record's position in its source; 0 channels for a 2-D array) and
+``labels.json`` (labels and record names).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class StoreWriter:
             self._file = open(folder / "images.u8", "wb")  # noqa: SIM115 (closed in close())
         except OSError as e:
             raise _write_error(folder, e) from None
-        self._index: list[tuple[int, int, int, int]] = []
+        self._index: list[tuple[int, int, int, int, int]] = []
         self._labels: list[str] = []
         self._names: list[str] = []
         self._offset = 0
@@ -44,7 +46,8 @@ class StoreWriter:
     def count(self) -> int:
         return len(self._index)
 
-    def add(self, array: np.ndarray, label: str, name: str) -> None:
+    def add(self, array: np.ndarray, label: str, name: str, position: int = -1) -> None:
+        """``position``: where the record stands in its source, the order :func:`open_stores` restores."""
         a = np.ascontiguousarray(array, dtype=np.uint8)
         h, w = a.shape[:2]
         c = a.shape[2] if a.ndim == 3 else 0
@@ -52,7 +55,7 @@ class StoreWriter:
             self._file.write(a.tobytes())
         except OSError as e:
             raise _write_error(self.folder, e) from None
-        self._index.append((self._offset, h, w, c))
+        self._index.append((self._offset, h, w, c, position))
         self._offset += a.nbytes
         self._labels.append(label)
         self._names.append(name)
@@ -60,7 +63,7 @@ class StoreWriter:
     def close(self) -> None:
         try:
             self._file.close()
-            np.save(self.folder / "index.npy", np.asarray(self._index, dtype=np.int64).reshape(-1, 4))
+            np.save(self.folder / "index.npy", np.asarray(self._index, dtype=np.int64).reshape(-1, 5))
             (self.folder / "labels.json").write_text(json.dumps({"labels": self._labels, "names": self._names}),
                                                      encoding="utf-8")
         except OSError as e:
@@ -82,15 +85,30 @@ def open_store(folder: Path, charset: Charset) -> TextLineDataset:
     The mapping outlives the file's name: the folder can be removed once every process has opened it, and
     the space is freed when the last of them exits.
     """
-    index = np.load(folder / "index.npy")
-    meta = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
-    if not len(index):
-        return TextLineDataset([], [], [], [])
-    with open(folder / "images.u8", "rb") as f:
-        buf = np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), dtype=np.uint8)
-    arrays = [buf[o:o + h * w * max(c, 1)].reshape((h, w, c) if c else (h, w)) for o, h, w, c in index.tolist()]
-    labels: list[str] = meta["labels"]
-    return TextLineDataset(arrays, labels, [charset.encode(label) for label in labels], meta["names"])
+    return open_stores([folder], charset)
+
+
+def open_stores(folders: list[Path], charset: Charset) -> TextLineDataset:
+    """Several stores (the shares of one source) as one dataset, in the order of the positions they recorded."""
+    rows: list[tuple[int, int, np.ndarray]] = []  # (position, k, array)
+    labels: list[str] = []
+    names: list[str] = []
+    for folder in folders:
+        index = np.load(folder / "index.npy")
+        meta = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        if not len(index):
+            continue
+        with open(folder / "images.u8", "rb") as f:
+            buf = np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), dtype=np.uint8)
+        for o, h, w, c, pos in index.tolist():
+            rows.append((pos, len(rows), buf[o:o + h * w * max(c, 1)].reshape((h, w, c) if c else (h, w))))
+        labels += meta["labels"]
+        names += meta["names"]
+    rows.sort(key=lambda r: (r[0], r[1]))
+    order = [k for _, k, _ in rows]
+    ordered = [labels[k] for k in order]
+    return TextLineDataset([a for _, _, a in rows], ordered, [charset.encode(label) for label in ordered],
+                           [names[k] for k in order])
 
 
 def _write_error(folder: Path, e: OSError) -> CrnnError:

@@ -7,6 +7,7 @@ apply exactly the same rules and report them the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -53,6 +54,30 @@ class Report:
             "image_width": _stats(self.widths),
             "image_height": _stats(self.heights),
         }
+
+    def to_state(self) -> dict:
+        """Everything, JSON-ready (:meth:`to_dict` is the summary users see)."""
+        return {**dataclasses.asdict(self), "unknown_chars": dict(self.unknown_chars)}
+
+    @classmethod
+    def from_state(cls, d: dict) -> Report:
+        return cls(**{**d, "skipped": [tuple(x) for x in d["skipped"]], "unknown_chars": Counter(d["unknown_chars"])})
+
+    @classmethod
+    def merged(cls, parts: list[Report], order: dict[str, int]) -> Report:
+        """The reports of the shares of one source as one, the skipped samples in ``order`` (name -> position;
+        names it lacks, such as what was skipped while listing the source, first)."""
+        out = cls(parts[0].location if parts else "")
+        for r in parts:
+            out.total += r.total
+            out.kept += r.kept
+            out.skipped += r.skipped
+            out.unknown_chars.update(r.unknown_chars)
+            out.label_lengths += r.label_lengths
+            out.widths += r.widths
+            out.heights += r.heights
+        out.skipped.sort(key=lambda s: order.get(s[0], -1))
+        return out
 
     def format(self, max_lines: int = 20) -> str:
         """A readable summary: counts, reasons, examples, statistics."""

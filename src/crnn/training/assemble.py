@@ -10,24 +10,29 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from crnn.charset import Charset
 from crnn.config import Config
 from crnn.data.dataset import TextLineDataset
-from crnn.data.decoded_store import open_store
 from crnn.data.images import Preprocess
 from crnn.data.sources import Source, open_source
 from crnn.errors import CrnnError
 from crnn.synth.dataset import Mixed, SynthDataset, is_synth, load_synth, synth_config_file
-from crnn.training.data_setup import apply_dataset_settings, load_dataset, split_validation
+from crnn.training.data_setup import (
+    apply_dataset_settings,
+    decode_share,
+    load_dataset,
+    no_usable_sample,
+    split_validation,
+)
 from crnn.training.distributed import DistContext
 from crnn.training.finetune import InitModel, fine_tune_charset, native_height
 from crnn.training.runfolder import describe_source, fingerprint
-from crnn.training.shared_decode import decode_once
+from crnn.training.shared_decode import decode_together, machine_size
 
 Say = Callable[[str], None]
 
@@ -117,25 +122,26 @@ def load_sets(cfg: Config, inputs: Inputs, output_length: Callable[[int], int], 
     pre, charset, seed = inputs.preprocess, inputs.charset, cfg.train.seed
     ctx = ctx if ctx is not None else DistContext()
 
-    def decode(folder: Path | None) -> list[TextLineDataset]:
-        out = []
-        for k, src in enumerate(inputs.sources):
-            if len(src.records) >= BIG_SOURCE:  # minutes of silence at the start would look like a hang
-                where = ("into memory" if folder is None else
-                         f"once for the {ctx.world} processes (a file in {folder.parent} that they all map)")
-                say(f"{src.location}: decoding {len(src.records):,} images {where} first (word images: about "
-                    "40 s per 100,000 on a free core)")
-            loaded = load_dataset(src, pre, charset, output_length, cfg.data.max_width,
-                                  None if folder is None else folder / str(k))
-            say(loaded.report.format(max_lines=10))
-            out.append(loaded.dataset)
-        return out
-
+    for src in inputs.sources:
+        if len(src.records) >= BIG_SOURCE:  # minutes of silence at the start would look like a hang
+            where = (f"with the {machine_size(ctx)} processes of this machine, into files in {tempfile.gettempdir()} "
+                     "that they all map" if ctx.distributed else "into memory")
+            say(f"{src.location}: decoding {len(src.records):,} images {where} first (word images: about "
+                "40 s per 100,000 on a free core)")
     if ctx.distributed and inputs.sources:
-        decoded = decode_once(ctx, decode, lambda folder: [open_store(folder / str(k), charset)
-                                                           for k in range(len(inputs.sources))])
+        decoded, reports = decode_together(
+            ctx, inputs.sources, lambda src, share, of, store: decode_share(
+                src, pre, charset, output_length, cfg.data.max_width, share, of, store), charset)
+        for src, ds, report in zip(inputs.sources, decoded, reports):
+            say(report.format(max_lines=10))
+            if not len(ds):
+                raise no_usable_sample(src, report)
     else:
-        decoded = decode(None)
+        decoded = []
+        for src in inputs.sources:
+            loaded = load_dataset(src, pre, charset, output_length, cfg.data.max_width)
+            say(loaded.report.format(max_lines=10))
+            decoded.append(loaded.dataset)
     real: TextLineDataset | None = None
     for part in decoded:
         real = part if real is None else real.extend(part)

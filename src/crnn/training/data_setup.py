@@ -10,6 +10,7 @@ if ``T(W) >= len(label) + repeats``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 from crnn.charset import Charset
 from crnn.config import Config
 from crnn.data.dataset import TextLineDataset
-from crnn.data.decoded_store import StoreWriter, open_store
+from crnn.data.decoded_store import StoreWriter
 from crnn.data.images import Preprocess
 from crnn.data.sources import Source, summarize
 from crnn.data.validate import Report, check_samples
@@ -95,28 +96,40 @@ class Loaded:
     report: Report
 
 
-def load_dataset(source: Source, pre: Preprocess, charset: Charset, output_length: Callable[[int], int],
-                 max_width: int | None = None, store: Path | None = None) -> Loaded:
-    """Decode every usable sample of ``source`` (wider than ``max_width`` px: skipped, counted) into memory,
-    or, given ``store``, into a new store folder there that the dataset maps (:mod:`crnn.data.decoded_store`)."""
+def load_dataset(source: Source, pre: Preprocess, charset: Charset,
+                 output_length: Callable[[int], int], max_width: int | None = None) -> Loaded:
+    """Decode every usable sample of ``source`` into memory (wider than ``max_width`` px: skipped, counted)."""
     report = Report(str(source.location))
-    samples = check_samples(source, pre, charset, report, label_ok=length_check(output_length), max_width=max_width)
-    if store is None:
-        arrays, labels, names = [], [], []
-        for s in samples:
-            arrays.append(s.array)
-            labels.append(s.label)
-            names.append(s.record.name)
-        dataset = TextLineDataset(arrays, labels, [charset.encode(label) for label in labels], names)
-    else:
-        with StoreWriter(store) as writer:
-            for s in samples:
-                writer.add(s.array, s.label, s.record.name)
-        dataset = open_store(store, charset)
-    if not len(dataset):
-        raise DataError(f"{source.location}: no usable sample ({len(report.skipped)} skipped: "
-                        f"{summarize(report.skipped)})")
-    return Loaded(dataset, report)
+    arrays, labels, targets, names = [], [], [], []
+    for s in check_samples(source, pre, charset, report, label_ok=length_check(output_length),
+                               max_width=max_width):
+        arrays.append(s.array)
+        labels.append(s.label)
+        targets.append(charset.encode(s.label))
+        names.append(s.record.name)
+    if not arrays:
+        raise no_usable_sample(source, report)
+    return Loaded(TextLineDataset(arrays, labels, targets, names), report)
+
+
+def decode_share(source: Source, pre: Preprocess, charset: Charset, output_length: Callable[[int], int],
+                 max_width: int | None, share: int, of: int, store: Path) -> Report:
+    """Decode records ``share``, ``share + of``, ... of ``source`` into a new store at ``store``, each with its
+    position in the source (:mod:`crnn.training.shared_decode`: the processes of a machine decode a share each).
+    What was skipped while listing the source counts in share 0. A share may be empty; the caller checks the
+    whole."""
+    part = dataclasses.replace(source, records=source.records[share::of], skipped=source.skipped if share == 0 else [])
+    position = {id(r): share + of * i for i, r in enumerate(part.records)}
+    report = Report(str(source.location))
+    with StoreWriter(store) as writer:
+        for s in check_samples(part, pre, charset, report, label_ok=length_check(output_length), max_width=max_width):
+            writer.add(s.array, s.label, s.record.name, position[id(s.record)])
+    return report
+
+
+def no_usable_sample(source: Source, report: Report) -> DataError:
+    return DataError(f"{source.location}: no usable sample ({len(report.skipped)} skipped: "
+                     f"{summarize(report.skipped)})")
 
 
 def split_validation(ds: TextLineDataset, fraction: float, max_val: int, seed: int
