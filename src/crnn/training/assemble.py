@@ -122,13 +122,12 @@ def load_sets(cfg: Config, inputs: Inputs, output_length: Callable[[int], int], 
     pre, charset, seed = inputs.preprocess, inputs.charset, cfg.train.seed
     ctx = ctx if ctx is not None else DistContext()
 
-    for src in inputs.sources:
-        if len(src.records) >= BIG_SOURCE:  # minutes of silence at the start would look like a hang
-            where = (f"with the {machine_size(ctx)} processes of this machine, into files in {tempfile.gettempdir()} "
-                     "that they all map" if ctx.distributed else "into memory")
-            say(f"{src.location}: decoding {len(src.records):,} images {where} first (word images: about "
-                "40 s per 100,000 on a free core)")
     if ctx.distributed and inputs.sources:
+        n_images = sum(len(src.records) for src in inputs.sources)
+        if n_images >= BIG_SOURCE:  # minutes of silence at the start would look like a hang
+            say(f"decoding the {n_images:,} training images with the {machine_size(ctx)} processes of this machine "
+                f"first, into files in {tempfile.gettempdir()} that they all map (word images: about 40 s per "
+                "100,000 on a free core, shared between them)")
         decoded, reports = decode_together(
             ctx, inputs.sources, lambda src, share, of, store: decode_share(
                 src, pre, charset, output_length, cfg.data.max_width, share, of, store), charset)
@@ -139,6 +138,9 @@ def load_sets(cfg: Config, inputs: Inputs, output_length: Callable[[int], int], 
     else:
         decoded = []
         for src in inputs.sources:
+            if len(src.records) >= BIG_SOURCE:
+                say(f"{src.location}: decoding {len(src.records):,} images into memory first (word images: about "
+                    "40 s per 100,000 on a free core)")
             loaded = load_dataset(src, pre, charset, output_length, cfg.data.max_width)
             say(loaded.report.format(max_lines=10))
             decoded.append(loaded.dataset)
