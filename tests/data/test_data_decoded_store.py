@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from crnn.charset import Charset
-from crnn.data.decoded_store import StoreWriter, open_store, open_stores
+from crnn.data.decoded_store import StoreWriter, open_stores
 from crnn.errors import CrnnError
 
 
@@ -19,7 +19,7 @@ def test_arrays_labels_and_names_come_back_as_read_only_views_that_outlive_the_f
         for a, label, name in zip(arrays, labels, names):
             w.add(a, label, name)
     cs = Charset("ab ")
-    ds = open_store(tmp_path / "s", cs)
+    ds = open_stores([tmp_path / "s"], cs)
     shutil.rmtree(tmp_path / "s")  # what the run does once every process has it open
     assert len(ds) == 4 and ds.labels == labels and ds.names == names
     assert ds.targets == [cs.encode(label) for label in labels]
@@ -40,7 +40,7 @@ def test_a_store_that_cannot_be_written_is_one_line_naming_tmpdir(tmp_path):
 def test_an_empty_store_is_an_empty_dataset(tmp_path):
     with StoreWriter(tmp_path / "s"):
         pass
-    assert len(open_store(tmp_path / "s", Charset("ab"))) == 0
+    assert len(open_stores([tmp_path / "s"], Charset("ab"))) == 0
 
 
 def test_shares_of_one_source_come_back_in_the_records_order(tmp_path):

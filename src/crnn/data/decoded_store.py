@@ -42,10 +42,6 @@ class StoreWriter:
         self._names: list[str] = []
         self._offset = 0
 
-    @property
-    def count(self) -> int:
-        return len(self._index)
-
     def add(self, array: np.ndarray, label: str, name: str, position: int = -1) -> None:
         """``position``: where the record stands in its source, the order :func:`open_stores` restores."""
         a = np.ascontiguousarray(array, dtype=np.uint8)
@@ -79,17 +75,13 @@ class StoreWriter:
             self._file.close()
 
 
-def open_store(folder: Path, charset: Charset) -> TextLineDataset:
-    """The store's samples as a dataset whose images are read-only views into the mapped file.
+def open_stores(folders: list[Path], charset: Charset) -> TextLineDataset:
+    """Several stores (the shares of one source) as one dataset, in the order of the positions they recorded; its
+    images are read-only views into the mapped files.
 
-    The mapping outlives the file's name: the folder can be removed once every process has opened it, and
+    The mappings outlive the files' names: the folders can be removed once every process has opened them, and
     the space is freed when the last of them exits.
     """
-    return open_stores([folder], charset)
-
-
-def open_stores(folders: list[Path], charset: Charset) -> TextLineDataset:
-    """Several stores (the shares of one source) as one dataset, in the order of the positions they recorded."""
     rows: list[tuple[int, int, np.ndarray]] = []  # (position, k, array)
     labels: list[str] = []
     names: list[str] = []
