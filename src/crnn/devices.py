@@ -37,3 +37,26 @@ def amp_dtype(device: torch.device) -> torch.dtype:
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return torch.float16
     return torch.bfloat16
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 faster than fp32: a CUDA GPU with bf16, or a CPU with AMX tiles (oneDNN's
+    bf16 kernels; AVX-512 BF16 alone converts, it does not multiply faster)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, present since 2.3; absent = no
+        return bool(probe()) if probe is not None else False
+    return False
+
+
+def use_amp(setting: bool | str, device: torch.device) -> tuple[bool, str]:
+    """``train.amp`` resolved for ``device``: whether to train in mixed precision, and why, for the run's log."""
+    if setting == "auto":
+        on = fast_bf16(device)
+        where = "this CPU has AMX" if device.type == "cpu" else f"{device.type} with bf16"
+        return on, (f"{amp_dtype(device)} mixed precision (train.amp=auto: {where})".replace("torch.", "") if on
+                    else "fp32 (train.amp=auto: no fast bf16 on this device)")
+    if setting:
+        return True, f"{amp_dtype(device)} mixed precision (train.amp=true)".replace("torch.", "")
+    return False, "fp32 (train.amp=false)"

@@ -20,7 +20,8 @@ from crnn.errors import CrnnError
 from crnn.training.loop import train
 from crnn.training.runlog import read_metrics
 
-FAST = ["data.height=32", "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.log_every=5"]
+FAST = ["data.height=32", "model.rnn_hidden=64", "train.batch_size=16", "train.lr=3e-3", "train.log_every=5",
+        "train.amp=false"]  # fp32 on every machine: the figures these tests pin were measured in it
 
 
 def toy_config(epochs: int, *extra: str) -> Config:
@@ -252,6 +253,45 @@ def test_finetune_honours_dropout_and_refuses_a_different_architecture(trained, 
     channels = ",".join(str(b.out) for b in PRESETS[init_model["arch"]])
     assert main(common + ["--out", str(tmp_path / "same"), "--set", "model.rnn_hidden=64",
                           "--set", f"model.channels={channels}", "--set", "model.rnn_type=gru"]) == 0
+
+
+def test_finetune_grows_wider_conv_stages_from_the_init_model(trained, toy_data, tmp_path, capsys):
+    """--set model.channels wider than the init model's grows it (it reads as before from the first step, and
+    resumes without growing again); narrower widths or another stage count are refused with one line."""
+    from crnn.cli import main
+
+    wide = "32,64,128,128,256"
+    common = ["train", "--train", str(toy_data / "train"), "--val", str(toy_data / "test"), "--init",
+              str(trained.best_path), "--no-progress", "--set", "train.batch_size=16", "--set", "train.lr=1e-4",
+              "--out", str(tmp_path / "grown"), "--set", f"model.channels={wide}"]
+    assert main(common + ["--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "growing the init model's conv stages from [16, 32, 64, 64, 128] to [32, 64, 128, 128, 256]" in out
+    ckpt = load_checkpoint(tmp_path / "grown" / "last.pt")
+    assert ckpt["config"]["model"]["channels"] == [32, 64, 128, 128, 256]
+    assert ckpt["model"]["cnn.4.0.weight"].shape[0] == 256
+    rows = read_metrics(tmp_path / "grown" / "metrics.csv")
+    assert rows[0]["val_accuracy"] >= 0.9  # one epoch at a small LR: it still reads what the init model read
+    metrics, _, _ = Recognizer.load(tmp_path / "grown" / "best.pt").evaluate(toy_data / "test")
+    assert metrics.accuracy >= 0.9
+    assert main(common + ["--epochs", "2", "--resume"]) == 0
+    assert "growing" not in capsys.readouterr().out
+    # grown and given a new character at once: the output layer gains its row as in any fine-tune
+    data = tmp_path / "z"
+    make_toy_set(data, 40, seed=9, alphabet="AB7z")
+    assert main(["train", "--train", str(data), "--init", str(trained.best_path), "--no-progress", "--epochs", "1",
+                 "--set", "train.batch_size=16", "--out", str(tmp_path / "grown_z"),
+                 "--set", f"model.channels={wide}"]) == 0
+    assert load_checkpoint(tmp_path / "grown_z" / "best.pt")["charset"] == "-7ABxz"
+    capsys.readouterr()
+    for channels, message in (("8,32,64,64,128", "model.channels=[8, 32, 64, 64, 128] cannot grow the --init "
+                                                 "model's [16, 32, 64, 64, 128]"),
+                              ("32,64,128,128", "cannot grow the --init model's")):
+        assert main(common[:-4] + ["--out", str(tmp_path / "bad"), "--epochs", "1",
+                                   "--set", f"model.channels={channels}"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "bad").exists()
 
 
 def test_finetune_freeze_keeps_the_first_stages_and_resumes(trained, tmp_path, capsys):

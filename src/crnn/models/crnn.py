@@ -111,7 +111,11 @@ class CRNN(nn.Module):
         b, c, h, t = f.shape
         seq = f.permute(0, 3, 1, 2).reshape(b, t, c * h)
         seq, _ = self.rnn(seq)
-        log_probs = torch.log_softmax(self.fc(self.dropout(seq)).float(), dim=-1)
+        # The classifier and the softmax stay in fp32 under mixed precision: bf16 logits carry 8 bits of
+        # mantissa (steps of 0.06 at a logit of 10), too coarse for the fine margins CTC trains on; the layer
+        # is a sliver of the arithmetic.
+        with torch.autocast(seq.device.type, enabled=False):
+            log_probs = torch.log_softmax(self.fc(self.dropout(seq.float())), dim=-1)
         if widths is None:
             return log_probs
         lengths = self.output_lengths(widths)

@@ -1,8 +1,10 @@
 """Fine-tuning (``--init MODEL``): what is taken from the init model, and how its weights are carried over.
 
 The init model's architecture and preprocessing win: of the user's own settings only ``data.height``
-(within what the conv stack maps to the same feature size) and ``model.dropout`` may differ, and any
-other ``model.*`` key that differs is an error rather than silently ignored. Training images that all
+(within what the conv stack maps to the same feature size), ``model.dropout`` and wider conv stages
+(``model.channels``, each at least the init model's: the init model is grown into them, starting out
+reading as it did, :mod:`crnn.models.widen`) may differ, and any other ``model.*`` key that differs is
+an error rather than silently ignored. Training images that all
 share one height above the init model's, within what its weights fit, are read at that height
 (:func:`native_height`). The charset keeps the init
 model's characters by default (``data.init_charset``), and the output layer's rows follow the characters.
@@ -23,8 +25,9 @@ from crnn.data.images import Preprocess
 from crnn.data.sources import Source, common_height
 from crnn.errors import ConfigError, CrnnError
 from crnn.inference.zoo import resolve_model_path
-from crnn.models.geometry import feature_height
+from crnn.models.geometry import Block, feature_height
 from crnn.models.presets import PRESETS, preset_blocks
+from crnn.models.widen import widen_state_dict
 from crnn.training.data_setup import prepared_settings
 
 FINE_TUNE_MAY_CHANGE = frozenset({"data.height", "model.dropout"})
@@ -38,6 +41,8 @@ class InitModel:
     weights: dict[str, torch.Tensor]
     charset: Charset
     preprocess: Preprocess
+    blocks: list[Block]
+    """The init model's conv stages (narrower than the run's when ``model.channels`` grows them)."""
 
 
 def _arch_value(model_cfg: ModelConfig, name: str) -> Any:
@@ -55,8 +60,12 @@ def apply_init(cfg: Config, init: str, explicit: set[str], say: Callable[[str], 
     """Load the init model and make ``cfg`` describe its network and preprocessing (in place)."""
     ckpt = load_checkpoint(resolve_model_path(init))
     init_cfg = Config.from_dict(ckpt["config"])
+    init_blocks = preset_blocks(init_cfg.model.arch, init_cfg.model.channels)
     asked = cfg.model
+    grown = "model.channels" in explicit and _grows(asked, init_cfg.model)
     for key in sorted(k for k in explicit if k.startswith("model.") and k not in FINE_TUNE_MAY_CHANGE):
+        if key == "model.channels" and grown:
+            continue
         mine, theirs = getattr(asked, key[6:]), getattr(init_cfg.model, key[6:])
         if _arch_value(asked, key[6:]) != _arch_value(init_cfg.model, key[6:]):
             raise ConfigError(f"{key}={mine!r} differs from the --init model's {theirs!r}: fine-tuning keeps "
@@ -64,6 +73,11 @@ def apply_init(cfg: Config, init: str, explicit: set[str], say: Callable[[str], 
     cfg.model = init_cfg.model.resolved()
     if "model.dropout" in explicit:
         cfg.model.dropout = asked.dropout
+    if grown:
+        cfg.model.channels = list(asked.channels or [])
+        say(f"growing the init model's conv stages from {[b.out for b in init_blocks]} to {cfg.model.channels} "
+            "channels: each new channel starts as a copy of an old one, so the wider model starts out reading as "
+            "the init model does (model.channels)")
     pre = Preprocess.from_dict(ckpt["preprocess"])
     if "data.height" in explicit and cfg.data.height != pre.height:
         say(f"fine-tuning at height {cfg.data.height} (the init model was trained at {pre.height})")
@@ -71,7 +85,22 @@ def apply_init(cfg: Config, init: str, explicit: set[str], say: Callable[[str], 
         cfg.data.height = pre.height
     cfg.data.channels = pre.channels
     cfg.data.min_width = pre.min_width
-    return InitModel(ckpt["model"], Charset(ckpt["charset"]), pre)
+    return InitModel(ckpt["model"], Charset(ckpt["charset"]), pre, init_blocks)
+
+
+def _grows(asked: ModelConfig, init: ModelConfig) -> bool:
+    """Whether ``asked``'s conv widths grow ``init``'s: the same preset, as many stages, none narrower, not the
+    depthwise-separable mobile stack. A list that shrinks a stage or changes their count is an error here."""
+    mine, theirs = _arch_value(asked, "channels"), _arch_value(init, "channels")
+    if mine == theirs or asked.arch != init.arch:
+        return False
+    if len(mine) != len(theirs) or any(a < b for a, b in zip(mine, theirs)):
+        raise ConfigError(f"model.channels={mine} cannot grow the --init model's {theirs}: give as many stages, "
+                          "each at least as wide")
+    if any(b.separable for b in PRESETS[init.arch]):
+        raise ConfigError(f"model.channels: the {init.arch} preset's depthwise-separable stages cannot be grown; "
+                          "fine-tune it at its own widths")
+    return True
 
 
 def native_height(cfg: Config, init: InitModel, sources: list[Source], explicit: set[str],
@@ -123,14 +152,18 @@ def fine_tune_charset(labels: Charset, init: Charset, mode: str, say: Callable[[
 
 
 def transfer_weights(model: torch.nn.Module, init: InitModel, charset: Charset, height: int,
-                     say: Callable[[str], None]) -> None:
-    """Load the init weights into ``model`` (built for input ``height``); rows of the output layer follow the
-    characters both charsets share."""
+                     say: Callable[[str], None], seed: int = 0) -> None:
+    """Load the init weights into ``model`` (built for input ``height``), grown into its wider conv stages
+    when it has them (``seed`` draws which channels are copied and their noise); rows of the output layer
+    follow the characters both charsets share."""
     height_note = (f"; its weights do not fit data.height={height}, leave data.height unset to use "
                    f"its {init.preprocess.height}" if height != init.preprocess.height else "")
     own = model.state_dict()
+    weights = init.weights
+    if list(model.blocks) != init.blocks:  # type: ignore[arg-type]
+        weights = widen_state_dict(weights, init.blocks, model, seed=seed)
     skipped = []
-    for k, v in init.weights.items():
+    for k, v in weights.items():
         if k in own and own[k].shape == v.shape and not k.startswith("fc."):
             own[k] = v
         elif not k.startswith("fc."):
@@ -139,7 +172,7 @@ def transfer_weights(model: torch.nn.Module, init: InitModel, charset: Charset, 
         raise CrnnError(f"--init model has a different architecture (first mismatch: {skipped[0]}){height_note}")
     shared = [c for c in charset.chars if c in init.charset]
     for k in ("fc.weight", "fc.bias"):
-        src = init.weights[k]
+        src = weights[k]
         dst = own[k].clone()
         dst[BLANK] = src[BLANK]
         for c in shared:

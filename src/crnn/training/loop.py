@@ -91,7 +91,7 @@ def _loop(s: RunSetup, run: Path, progress: bool) -> TrainResult:
         (run / "config.toml").write_text(to_toml(cfg), encoding="utf-8")
         runlog.line(f"{'resume' if s.resumed else 'start'}: {len(s.sets.train)} training and {len(s.sets.val)} "
                     f"validation samples, charset {s.charset.chars!r}, model {cfg.model.arch}, "
-                    f"{count_parameters(model):,} params")
+                    f"{count_parameters(model):,} params, {'bf16' if s.amp else 'fp32'}")
     if is_main and s.resumed and not best_path.exists():
         # killed between last.pt and best.pt of an improving epoch: its weights are the best so far
         save_checkpoint(best_path, _payload(s, "best"))
@@ -123,7 +123,8 @@ def _loop(s: RunSetup, run: Path, progress: bool) -> TrainResult:
         runlog.line(message)
 
     choose_threads(cfg.train.threads, model, lambda: collate([s.sets.train[i] for i in s.sampler.batches()[0]],
-                                                            s.preprocess.channels), device, ctx, say_and_log)
+                                                            s.preprocess.channels), device, ctx, say_and_log,
+                   amp=s.amp)
     with StopFlag() as stop:
         while ts.epoch < cfg.train.epochs and not finished:
             epoch = ts.epoch
@@ -146,7 +147,7 @@ def _loop(s: RunSetup, run: Path, progress: bool) -> TrainResult:
                 x = batch.images.to(device, non_blocking=True)
                 x = augment_batch(x, cfg.augment, s.aug_gen).contiguous(memory_format=s.memory_format)
                 target_lengths = batch.target_lengths.to(device)
-                with torch.autocast(device.type, dtype=amp_dtype(device), enabled=cfg.train.amp):
+                with torch.autocast(device.type, dtype=amp_dtype(device), enabled=s.amp):
                     out = s.ddp_model(x, batch.widths.to(device), batch.targets.to(device), target_lengths)
                 # exactly what reduction="mean" computes: each loss over its target length, then the batch mean
                 per_char = out.loss / target_lengths.clamp(min=1).to(out.loss.dtype)

@@ -20,7 +20,7 @@ from crnn.checkpoint import load_checkpoint
 from crnn.config import Config
 from crnn.data.dataset import WidthBucketSampler, collate
 from crnn.data.images import Preprocess
-from crnn.devices import resolve_device
+from crnn.devices import resolve_device, use_amp
 from crnn.errors import ConfigError, CrnnError
 from crnn.models.crnn import CRNN, build_model, count_parameters
 from crnn.training import distributed as dist_utils
@@ -54,6 +54,8 @@ class RunSetup:
     state: TrainState
     losses: SampleLossHistory
     resumed: bool
+    amp: bool
+    """Whether steps run under autocast (``train.amp`` resolved for the device)."""
 
     @property
     def steps_per_epoch(self) -> int:
@@ -119,7 +121,7 @@ def set_up(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
         freeze_stages(model, cfg.train.freeze, say)
     sets = load_sets(cfg, inputs, model.output_length, say, ctx)
     if init_model is not None:
-        transfer_weights(model, init_model, charset, pre.height, say)
+        transfer_weights(model, init_model, charset, pre.height, say, seed)
     elif saved is None and cfg.train.output_bias == "prior":
         if sets.real is None:
             say("train.output_bias=prior: no real training samples to count, the output bias starts at zero")
@@ -129,8 +131,9 @@ def set_up(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
             say(f"output bias set to the training labels' class prior (blank {prior[BLANK].exp():.0%} of the "
                 "time steps; train.output_bias=prior)")
     m = cfg.model
+    amp, precision = use_amp(cfg.train.amp, device)
     say(f"model: {m.arch} ({m.rnn_type} {m.rnn_layers}x{m.rnn_hidden}), {count_parameters(model):,} parameters, "
-        f"{charset.num_classes} classes; device {device}")
+        f"{charset.num_classes} classes; device {device}, {precision}")
 
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)  # type: ignore[call-overload]
@@ -168,4 +171,4 @@ def set_up(cfg: Config, train_path, run: Path, val_path, resume: bool, init: str
         state = TrainState.from_dict(saved_state)
         say(f"resuming {run} at epoch {state.epoch + 1}, step {state.step}, {state.elapsed:.0f} s trained")
     return RunSetup(cfg, ctx, say, device, charset, pre, inputs.fingerprint, sets, model, ddp_model, ema, optimizer,
-                    sampler, loader, aug_gen, memory_format, state, losses, saved is not None)
+                    sampler, loader, aug_gen, memory_format, state, losses, saved is not None, amp)

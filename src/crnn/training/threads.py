@@ -13,9 +13,10 @@ from crnn.training.progress import fastest_threads
 
 
 def choose_threads(setting: int, model: torch.nn.Module, first_batch: Callable[[], Batch], device: torch.device,
-                   ctx: DistContext, say: Callable[[str], None]) -> None:
+                   ctx: DistContext, say: Callable[[str], None], amp: bool = False) -> None:
     """Set torch's CPU threads and say what was chosen. The measurement runs forward and backward in eval
-    mode and drops the gradients, so the run's state (weights, RNG, BN statistics) is untouched."""
+    mode and drops the gradients, so the run's state (weights, RNG, BN statistics) is untouched; in the
+    precision the run trains in (``amp``: bf16 kernels divide their work between threads differently)."""
     if device.type != "cpu":
         return
     if setting > 0:
@@ -29,7 +30,9 @@ def choose_threads(setting: int, model: torch.nn.Module, first_batch: Callable[[
     batch = first_batch()
 
     def step() -> None:
-        model(batch.images, batch.widths, batch.targets, batch.target_lengths).loss.mean().backward()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(batch.images, batch.widths, batch.targets, batch.target_lengths)
+        out.loss.mean().backward()
 
     was_training = model.training
     model.eval()
