@@ -46,7 +46,9 @@ def _mapping(old: int, new: int, gen: torch.Generator) -> torch.Tensor:
     return torch.cat([torch.arange(old), reps])
 
 
-def _check(old_blocks: Sequence[Block], new_blocks: Sequence[Block]) -> None:
+def check_growable(old_blocks: Sequence[Block], new_blocks: Sequence[Block]) -> None:
+    """Raise ``ValueError`` saying why ``old_blocks`` cannot grow into ``new_blocks`` (the one place these rules
+    live: the fine-tune setup asks here before any data is read)."""
     if len(old_blocks) != len(new_blocks):
         raise ValueError(f"cannot widen a {len(old_blocks)}-stage CNN into a {len(new_blocks)}-stage one")
     for i, (a, b) in enumerate(zip(old_blocks, new_blocks)):
@@ -67,7 +69,7 @@ def widen_state_dict(old: dict[str, torch.Tensor], old_blocks: Sequence[Block], 
     deviation of their stage's filters (0 = an exact copy of the function).
     """
     new_blocks: list[Block] = list(new_model.blocks)  # type: ignore[arg-type]
-    _check(old_blocks, new_blocks)
+    check_growable(old_blocks, new_blocks)
     gen = torch.Generator().manual_seed(seed)
     out = {k: v.clone() for k, v in new_model.state_dict().items()}
     prev_map: torch.Tensor | None = None

@@ -27,7 +27,7 @@ from crnn.errors import ConfigError, CrnnError
 from crnn.inference.zoo import resolve_model_path
 from crnn.models.geometry import Block, feature_height
 from crnn.models.presets import PRESETS, preset_blocks
-from crnn.models.widen import widen_state_dict
+from crnn.models.widen import check_growable, widen_state_dict
 from crnn.training.data_setup import prepared_settings
 
 FINE_TUNE_MAY_CHANGE = frozenset({"data.height", "model.dropout"})
@@ -89,17 +89,15 @@ def apply_init(cfg: Config, init: str, explicit: set[str], say: Callable[[str], 
 
 
 def _grows(asked: ModelConfig, init: ModelConfig) -> bool:
-    """Whether ``asked``'s conv widths grow ``init``'s: the same preset, as many stages, none narrower, not the
-    depthwise-separable mobile stack. A list that shrinks a stage or changes their count is an error here."""
+    """Whether ``asked``'s conv widths grow ``init``'s (same preset, other widths); widths that cannot grow them
+    (:func:`crnn.models.widen.check_growable`: narrower, another stage count, the mobile stack) are an error."""
     mine, theirs = _arch_value(asked, "channels"), _arch_value(init, "channels")
     if mine == theirs or asked.arch != init.arch:
         return False
-    if len(mine) != len(theirs) or any(a < b for a, b in zip(mine, theirs)):
-        raise ConfigError(f"model.channels={mine} cannot grow the --init model's {theirs}: give as many stages, "
-                          "each at least as wide")
-    if any(b.separable for b in PRESETS[init.arch]):
-        raise ConfigError(f"model.channels: the {init.arch} preset's depthwise-separable stages cannot be grown; "
-                          "fine-tune it at its own widths")
+    try:
+        check_growable(preset_blocks(init.arch, theirs), preset_blocks(asked.arch, mine))
+    except ValueError as e:
+        raise ConfigError(f"model.channels={mine} cannot grow the --init model's {theirs}: {e}") from None
     return True
 
 

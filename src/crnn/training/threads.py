@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 
 from crnn.data.dataset import Batch
+from crnn.devices import amp_dtype
 from crnn.training.distributed import DistContext
 from crnn.training.progress import fastest_threads
 
@@ -30,7 +31,7 @@ def choose_threads(setting: int, model: torch.nn.Module, first_batch: Callable[[
     batch = first_batch()
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
             out = model(batch.images, batch.widths, batch.targets, batch.target_lengths)
         out.loss.mean().backward()
 
