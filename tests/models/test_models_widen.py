@@ -68,3 +68,35 @@ def test_only_wider_stages_of_the_same_stack():
     other_charset = CRNN(preset_blocks("small", [32, 64, 128, 128, 256]), 20, height=32)
     grown = widen_state_dict(small.state_dict(), small.blocks, other_charset)
     assert torch.equal(grown["fc.weight"], small.state_dict()["fc.weight"])
+
+
+@pytest.mark.parametrize("arch,rnn_type,layers", [("small", "GRU", 2), ("half", "LSTM", 2), ("small", "GRU", 1)])
+def test_a_grown_rnn_computes_the_same_function(arch, rnn_type, layers):
+    """More hidden units (and wider conv stages at once): every hidden state is the old one's, copied."""
+    torch.manual_seed(0)
+    small = CRNN(preset_blocks(arch), 12, height=32, rnn_type=rnn_type, rnn_layers=layers, rnn_hidden=24).eval()
+    wide = [2 * b.out for b in small.blocks]
+    for hidden, channels in ((40, None), (48, wide)):
+        big = CRNN(preset_blocks(arch, channels), 12, height=32, rnn_type=rnn_type, rnn_layers=layers,
+                   rnn_hidden=hidden).eval()
+        grown = widen_state_dict(small.state_dict(), small.blocks, big, noise=0.0)
+        big.load_state_dict(grown)
+        x = torch.rand(3, 1, 32, 72)
+        assert torch.allclose(small(x), big(x), atol=1e-4)
+    assert grown["fc.weight"].shape == (12, 96) and grown["rnn.weight_hh_l0"].shape[1] == 48
+
+
+def test_noise_on_the_copied_units_and_no_shrinking():
+    torch.manual_seed(0)
+    small = CRNN(preset_blocks("small"), 12, height=32, rnn_hidden=24).eval()
+    big = CRNN(preset_blocks("small"), 12, height=32, rnn_hidden=36).eval()
+    grown = widen_state_dict(small.state_dict(), small.blocks, big, noise=0.02, seed=1)
+    w = grown["rnn.weight_ih_l0"]  # (3 x 36, features): gate blocks r, z, n
+    old = small.state_dict()["rnn.weight_ih_l0"]
+    assert torch.equal(w[:24], old[:24]) and torch.equal(w[36:60], old[24:48])  # the originals keep their rows
+    assert not any(torch.equal(w[i], old[j]) for i in range(24, 36) for j in range(24))  # no copy is exact
+    big.load_state_dict(grown)
+    x = torch.rand(2, 1, 32, 64)
+    assert (small(x).exp() - big(x).exp()).abs().max() < 0.05
+    with pytest.raises(ValueError, match="the RNN would shrink from 36 to 24 hidden units"):
+        widen_state_dict(big.state_dict(), big.blocks, small)

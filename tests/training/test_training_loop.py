@@ -294,6 +294,30 @@ def test_finetune_grows_wider_conv_stages_from_the_init_model(trained, toy_data,
         assert not (tmp_path / "bad").exists()
 
 
+def test_finetune_grows_a_larger_rnn_from_the_init_model(trained, toy_data, tmp_path, capsys):
+    """--set model.rnn_hidden above the init model's grows its RNN (with wider conv stages at once); it reads as
+    before from the first step, resumes without growing again, and a smaller RNN is refused with one line."""
+    from crnn.cli import main
+
+    common = ["train", "--train", str(toy_data / "train"), "--val", str(toy_data / "test"), "--init",
+              str(trained.best_path), "--no-progress", "--set", "train.batch_size=16", "--set", "train.lr=1e-4",
+              "--out", str(tmp_path / "grown"), "--set", "model.rnn_hidden=96",
+              "--set", "model.channels=16,32,64,64,192"]
+    assert main(common + ["--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "growing the init model's RNN from 64 to 96 hidden units" in out
+    assert "growing the init model's conv stages" in out
+    ckpt = load_checkpoint(tmp_path / "grown" / "last.pt")
+    assert ckpt["config"]["model"]["rnn_hidden"] == 96 and ckpt["model"]["rnn.weight_hh_l1"].shape == (3 * 96, 96)
+    assert read_metrics(tmp_path / "grown" / "metrics.csv")[0]["val_accuracy"] >= 0.9
+    assert main(common + ["--epochs", "2", "--resume"]) == 0
+    assert "growing" not in capsys.readouterr().out
+    assert main(common[:-6] + ["--out", str(tmp_path / "bad"), "--epochs", "1", "--set", "model.rnn_hidden=32"]) == 2
+    err = capsys.readouterr().err
+    assert "model.rnn_hidden=32 cannot grow the --init model's 64" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_finetune_freeze_keeps_the_first_stages_and_resumes(trained, tmp_path, capsys):
     """train.freeze=2 keeps the init model's first two CNN stages (their BatchNorm statistics still move), trains
     the rest, survives a resume, and is refused from scratch or past the CNN's depth with one line."""

@@ -10,9 +10,13 @@ activation after the copy is what it was. A little noise on the copies' filters 
 in training (exact copies would get identical gradients forever); the function then differs from the
 original only by that noise.
 
-Only the conv stages grow here: the RNN, its hidden size and the output layer keep their shapes (the
-RNN's input weights take the wider feature columns); every other weight is passed on as it is, so a
-caller that rebuilds the output layer for another charset does so as for any fine-tune.
+The RNN's hidden size grows the same way (``rnn_hidden``): each new unit of every layer and direction
+copies an old unit's rows in each gate's input and recurrent weights and biases, and whatever reads the
+units (the recurrent weights themselves, the next layer's input weights, the output layer) splits its
+weight for a copied unit between the copies; an LSTM's cell state is copied with its unit, so every
+hidden state stays what it was. The output layer keeps its rows (one per character) and only takes the
+wider RNN's columns, so a caller that rebuilds the rows for another charset does so as for any fine-tune;
+every other weight is passed on as it is.
 
 >>> import torch
 >>> from crnn.models.crnn import CRNN
@@ -63,10 +67,11 @@ def check_growable(old_blocks: Sequence[Block], new_blocks: Sequence[Block]) -> 
 def widen_state_dict(old: dict[str, torch.Tensor], old_blocks: Sequence[Block], new_model: nn.Module,
                      noise: float = 0.02, seed: int = 0) -> dict[str, torch.Tensor]:
     """The weights of ``new_model`` (a :class:`~crnn.models.crnn.CRNN` whose conv stages are at least as wide
-    as ``old_blocks``, its RNN the same) grown from ``old``, the narrower model's state dict.
+    as ``old_blocks`` and whose RNN has at least as many hidden units, the same type and layers) grown from
+    ``old``, the narrower model's state dict.
 
-    ``noise``: the standard deviation of the noise added to the copied filters, relative to the standard
-    deviation of their stage's filters (0 = an exact copy of the function).
+    ``noise``: the standard deviation of the noise added to the copied filters (and the copied RNN units' input
+    weights), relative to the standard deviation of the weights they copy (0 = an exact copy of the function).
     """
     new_blocks: list[Block] = list(new_model.blocks)  # type: ignore[arg-type]
     check_growable(old_blocks, new_blocks)
@@ -93,10 +98,46 @@ def widen_state_dict(old: dict[str, torch.Tensor], old_blocks: Sequence[Block], 
     # The RNN reads each column's channels x rows flattened channel-major: feature c * rows + r.
     cols = (prev_map.view(-1, 1) * rows + torch.arange(rows).view(1, -1)).reshape(-1)
     scale = prev_count[prev_map].repeat_interleave(rows)
+    old_hidden = rnn_hidden(old)
+    new_hidden = rnn_hidden(out)
+    check_rnn_growable(old_hidden, new_hidden)
+    gates = old["rnn.weight_hh_l0"].shape[0] // old_hidden
+    hm = _mapping(old_hidden, new_hidden, gen)
+    hcount = torch.bincount(hm, minlength=old_hidden).to(scale.dtype)
+    unit_rows = torch.cat([g * old_hidden + hm for g in range(gates)])  # each gate's block of rows
+    both = torch.cat([hm, old_hidden + hm])  # a bidirectional layer's output: forward units, then backward
+    both_scale = hcount[torch.cat([hm, hm])]
     for k, v in old.items():
         if k.startswith("cnn."):
             continue
         # the rest is the narrower model's as it is (the output layer may be rebuilt for another charset by
-        # the caller), except the RNN's input weights, which take the wider columns
-        out[k] = v[:, cols] / scale.view(1, -1) if k.startswith("rnn.weight_ih_l0") else v.clone()
+        # the caller), except where the wider conv stages or RNN are read or written
+        if k.startswith("rnn."):
+            v = v[unit_rows]
+            if k.startswith("rnn.weight_ih_l0"):
+                v = v[:, cols] / scale.view(1, -1)
+            elif k.startswith("rnn.weight_ih"):
+                v = v[:, both] / both_scale.view(1, -1)
+            elif k.startswith("rnn.weight_hh"):
+                v = v[:, hm] / hcount[hm].view(1, -1)
+            if noise and new_hidden > old_hidden and k.startswith("rnn.weight_ih"):
+                v = v.clone()
+                copied = torch.cat([g * new_hidden + torch.arange(old_hidden, new_hidden) for g in range(gates)])
+                v[copied] += torch.randn(v[copied].shape, generator=gen) * (noise * float(old[k].std()))
+            out[k] = v.clone()
+        elif k == "fc.weight":
+            out[k] = v[:, both] / both_scale.view(1, -1)
+        else:
+            out[k] = v.clone()
     return out
+
+
+def rnn_hidden(weights: dict[str, torch.Tensor]) -> int:
+    """The RNN hidden size of a CRNN state dict (its first recurrent weight is gates x hidden by hidden)."""
+    return int(weights["rnn.weight_hh_l0"].shape[1])
+
+
+def check_rnn_growable(old_hidden: int, new_hidden: int) -> None:
+    """Raise ``ValueError`` when an RNN of ``old_hidden`` units cannot grow into ``new_hidden``."""
+    if new_hidden < old_hidden:
+        raise ValueError(f"the RNN would shrink from {old_hidden} to {new_hidden} hidden units; it can only grow")

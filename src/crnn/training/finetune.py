@@ -1,13 +1,13 @@
 """Fine-tuning (``--init MODEL``): what is taken from the init model, and how its weights are carried over.
 
 The init model's architecture and preprocessing win: of the user's own settings only ``data.height``
-(within what the conv stack maps to the same feature size), ``model.dropout`` and wider conv stages
-(``model.channels``, each at least the init model's: the init model is grown into them, starting out
-reading as it did, :mod:`crnn.models.widen`) may differ, and any other ``model.*`` key that differs is
-an error rather than silently ignored. Training images that all
-share one height above the init model's, within what its weights fit, are read at that height
-(:func:`native_height`). The charset keeps the init
-model's characters by default (``data.init_charset``), and the output layer's rows follow the characters.
+(within what the conv stack maps to the same feature size), ``model.dropout``, wider conv stages
+(``model.channels``, each at least the init model's) and a larger RNN (``model.rnn_hidden``) may differ (the
+init model is grown into them, starting out reading as it did, :mod:`crnn.models.widen`); any other
+``model.*`` key that differs is an error rather than silently ignored. Training images that all share one
+height above the init model's, within what its weights fit, are read at that height (:func:`native_height`).
+The charset keeps the init model's characters by default (``data.init_charset``), and the output layer's
+rows follow the characters.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from crnn.errors import ConfigError, CrnnError
 from crnn.inference.zoo import resolve_model_path
 from crnn.models.geometry import Block, feature_height
 from crnn.models.presets import PRESETS, preset_blocks
-from crnn.models.widen import check_growable, widen_state_dict
+from crnn.models.widen import check_growable, check_rnn_growable, rnn_hidden, widen_state_dict
 from crnn.training.data_setup import prepared_settings
 
 FINE_TUNE_MAY_CHANGE = frozenset({"data.height", "model.dropout"})
@@ -43,6 +43,8 @@ class InitModel:
     preprocess: Preprocess
     blocks: list[Block]
     """The init model's conv stages (narrower than the run's when ``model.channels`` grows them)."""
+    rnn_hidden: int
+    """The init model's RNN hidden size (smaller than the run's when ``model.rnn_hidden`` grows it)."""
 
 
 def _arch_value(model_cfg: ModelConfig, name: str) -> Any:
@@ -63,8 +65,9 @@ def apply_init(cfg: Config, init: str, explicit: set[str], say: Callable[[str], 
     init_blocks = preset_blocks(init_cfg.model.arch, init_cfg.model.channels)
     asked = cfg.model
     grown = "model.channels" in explicit and _grows(asked, init_cfg.model)
+    grown_rnn = "model.rnn_hidden" in explicit and _grows_rnn(asked, init_cfg.model)
     for key in sorted(k for k in explicit if k.startswith("model.") and k not in FINE_TUNE_MAY_CHANGE):
-        if key == "model.channels" and grown:
+        if (key == "model.channels" and grown) or (key == "model.rnn_hidden" and grown_rnn):
             continue
         mine, theirs = getattr(asked, key[6:]), getattr(init_cfg.model, key[6:])
         if _arch_value(asked, key[6:]) != _arch_value(init_cfg.model, key[6:]):
@@ -78,6 +81,12 @@ def apply_init(cfg: Config, init: str, explicit: set[str], say: Callable[[str], 
         say(f"growing the init model's conv stages from {[b.out for b in init_blocks]} to {cfg.model.channels} "
             "channels: each new channel starts as a copy of an old one, so the wider model starts out reading as "
             "the init model does (model.channels)")
+    old_hidden = rnn_hidden(ckpt["model"])
+    if grown_rnn:
+        cfg.model.rnn_hidden = asked.rnn_hidden
+        say(f"growing the init model's RNN from {old_hidden} to {asked.rnn_hidden} hidden units: each new unit "
+            "starts as a copy of an old one, so the larger model starts out reading as the init model does "
+            "(model.rnn_hidden)")
     pre = Preprocess.from_dict(ckpt["preprocess"])
     if "data.height" in explicit and cfg.data.height != pre.height:
         say(f"fine-tuning at height {cfg.data.height} (the init model was trained at {pre.height})")
@@ -85,7 +94,7 @@ def apply_init(cfg: Config, init: str, explicit: set[str], say: Callable[[str], 
         cfg.data.height = pre.height
     cfg.data.channels = pre.channels
     cfg.data.min_width = pre.min_width
-    return InitModel(ckpt["model"], Charset(ckpt["charset"]), pre, init_blocks)
+    return InitModel(ckpt["model"], Charset(ckpt["charset"]), pre, init_blocks, old_hidden)
 
 
 def _grows(asked: ModelConfig, init: ModelConfig) -> bool:
@@ -98,6 +107,18 @@ def _grows(asked: ModelConfig, init: ModelConfig) -> bool:
         check_growable(preset_blocks(init.arch, theirs), preset_blocks(asked.arch, mine))
     except ValueError as e:
         raise ConfigError(f"model.channels={mine} cannot grow the --init model's {theirs}: {e}") from None
+    return True
+
+
+def _grows_rnn(asked: ModelConfig, init: ModelConfig) -> bool:
+    """Whether ``asked``'s RNN hidden size grows ``init``'s; a smaller one is an error."""
+    mine, theirs = _arch_value(asked, "rnn_hidden"), _arch_value(init, "rnn_hidden")
+    if mine == theirs:
+        return False
+    try:
+        check_rnn_growable(int(theirs), int(mine))
+    except ValueError as e:
+        raise ConfigError(f"model.rnn_hidden={mine} cannot grow the --init model's {theirs}: {e}") from None
     return True
 
 
@@ -152,13 +173,13 @@ def fine_tune_charset(labels: Charset, init: Charset, mode: str, say: Callable[[
 def transfer_weights(model: torch.nn.Module, init: InitModel, charset: Charset, height: int,
                      say: Callable[[str], None], seed: int = 0) -> None:
     """Load the init weights into ``model`` (built for input ``height``), grown into its wider conv stages
-    when it has them (``seed`` draws which channels are copied and their noise); rows of the output layer
+    and larger RNN when it has them (``seed`` draws which channels are copied and their noise); rows of the output layer
     follow the characters both charsets share."""
     height_note = (f"; its weights do not fit data.height={height}, leave data.height unset to use "
                    f"its {init.preprocess.height}" if height != init.preprocess.height else "")
     own = model.state_dict()
     weights = init.weights
-    if list(model.blocks) != init.blocks:  # type: ignore[arg-type]
+    if list(model.blocks) != init.blocks or rnn_hidden(own) != init.rnn_hidden:  # type: ignore[arg-type]
         weights = widen_state_dict(weights, init.blocks, model, seed=seed)
     skipped = []
     for k, v in weights.items():
