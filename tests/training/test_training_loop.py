@@ -242,10 +242,11 @@ def test_finetune_honours_dropout_and_refuses_a_different_architecture(trained, 
     model_cfg = load_checkpoint(tmp_path / "drop" / "best.pt")["config"]["model"]
     assert model_cfg["dropout"] == 0.3 and model_cfg["rnn_hidden"] == 64  # the rest is the init model's
     capsys.readouterr()
-    assert main(common + ["--out", str(tmp_path / "wide"), "--set", "model.rnn_hidden=256"]) == 2
+    # (a larger model.rnn_hidden grows the init model instead: test_finetune_grows_a_larger_rnn_from_the_init_model)
+    assert main(common + ["--out", str(tmp_path / "deep"), "--set", "model.rnn_layers=3"]) == 2
     err = capsys.readouterr().err
-    assert "model.rnn_hidden=256 differs from the --init model's 64" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "wide").exists()
+    assert "model.rnn_layers=3 differs from the --init model's 2" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "deep").exists()
     # naming the init model's own values is fine, also when written out (the preset's channels, rnn_type's case)
     init_model = load_checkpoint(trained.best_path)["config"]["model"]
     from crnn.models import PRESETS

@@ -69,8 +69,8 @@ def apply_init(cfg: Config, init: str, explicit: set[str], say: Callable[[str], 
     for key in sorted(k for k in explicit if k.startswith("model.") and k not in FINE_TUNE_MAY_CHANGE):
         if (key == "model.channels" and grown) or (key == "model.rnn_hidden" and grown_rnn):
             continue
-        mine, theirs = getattr(asked, key[6:]), getattr(init_cfg.model, key[6:])
-        if _arch_value(asked, key[6:]) != _arch_value(init_cfg.model, key[6:]):
+        mine, theirs = _arch_value(asked, key[6:]), _arch_value(init_cfg.model, key[6:])
+        if mine != theirs:
             raise ConfigError(f"{key}={mine!r} differs from the --init model's {theirs!r}: fine-tuning keeps "
                               "the init model's architecture (drop the setting, or train without --init)")
     cfg.model = init_cfg.model.resolved()
