@@ -9,6 +9,7 @@ everything here is a no-op, so single-process training runs the same code.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -46,7 +47,17 @@ def context() -> DistContext:
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
         dist.init_process_group(backend)
+        atexit.register(_leave_group)
     return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _leave_group() -> None:
+    """Destroy the process group at exit. A process that leaves with the group still up (another rank stopped
+    first, after a bug or bad input) can die in gloo's own threads as the peers' connections close ("terminate
+    called without an active exception", exit status -6) after its one-line error was printed; torch also
+    asks for this before exit."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def any_true(flag: bool, ctx: DistContext) -> bool:
