@@ -107,13 +107,14 @@ def widen_state_dict(old: dict[str, torch.Tensor], old_blocks: Sequence[Block], 
     unit_rows = torch.cat([g * old_hidden + hm for g in range(gates)])  # each gate's block of rows
     both = torch.cat([hm, old_hidden + hm])  # a bidirectional layer's output: forward units, then backward
     both_scale = hcount[torch.cat([hm, hm])]
+    copied = torch.cat([g * new_hidden + torch.arange(old_hidden, new_hidden) for g in range(gates)])  # new units
     for k, v in old.items():
         if k.startswith("cnn."):
             continue
         # the rest is the narrower model's as it is (the output layer may be rebuilt for another charset by
         # the caller), except where the wider conv stages or RNN are read or written
         if k.startswith("rnn."):
-            v = v[unit_rows]
+            v = v[unit_rows]  # indexing copies: ``old`` is never written
             if k.startswith("rnn.weight_ih_l0"):
                 v = v[:, cols] / scale.view(1, -1)
             elif k.startswith("rnn.weight_ih"):
@@ -121,10 +122,8 @@ def widen_state_dict(old: dict[str, torch.Tensor], old_blocks: Sequence[Block], 
             elif k.startswith("rnn.weight_hh"):
                 v = v[:, hm] / hcount[hm].view(1, -1)
             if noise and new_hidden > old_hidden and k.startswith("rnn.weight_ih"):
-                v = v.clone()
-                copied = torch.cat([g * new_hidden + torch.arange(old_hidden, new_hidden) for g in range(gates)])
                 v[copied] += torch.randn(v[copied].shape, generator=gen) * (noise * float(old[k].std()))
-            out[k] = v.clone()
+            out[k] = v
         elif k == "fc.weight":
             out[k] = v[:, both] / both_scale.view(1, -1)
         else:

@@ -43,8 +43,6 @@ class InitModel:
     preprocess: Preprocess
     blocks: list[Block]
     """The init model's conv stages (narrower than the run's when ``model.channels`` grows them)."""
-    rnn_hidden: int
-    """The init model's RNN hidden size (smaller than the run's when ``model.rnn_hidden`` grows it)."""
 
 
 def _arch_value(model_cfg: ModelConfig, name: str) -> Any:
@@ -81,12 +79,11 @@ def apply_init(cfg: Config, init: str, explicit: set[str], say: Callable[[str], 
         say(f"growing the init model's conv stages from {[b.out for b in init_blocks]} to {cfg.model.channels} "
             "channels: each new channel starts as a copy of an old one, so the wider model starts out reading as "
             "the init model does (model.channels)")
-    old_hidden = rnn_hidden(ckpt["model"])
     if grown_rnn:
         cfg.model.rnn_hidden = asked.rnn_hidden
-        say(f"growing the init model's RNN from {old_hidden} to {asked.rnn_hidden} hidden units: each new unit "
-            "starts as a copy of an old one, so the larger model starts out reading as the init model does "
-            "(model.rnn_hidden)")
+        say(f"growing the init model's RNN from {rnn_hidden(ckpt['model'])} to {asked.rnn_hidden} hidden units: "
+            "each new unit starts as a copy of an old one, so the larger model starts out reading as the init model "
+            "does (model.rnn_hidden)")
     pre = Preprocess.from_dict(ckpt["preprocess"])
     if "data.height" in explicit and cfg.data.height != pre.height:
         say(f"fine-tuning at height {cfg.data.height} (the init model was trained at {pre.height})")
@@ -94,7 +91,7 @@ def apply_init(cfg: Config, init: str, explicit: set[str], say: Callable[[str], 
         cfg.data.height = pre.height
     cfg.data.channels = pre.channels
     cfg.data.min_width = pre.min_width
-    return InitModel(ckpt["model"], Charset(ckpt["charset"]), pre, init_blocks, old_hidden)
+    return InitModel(ckpt["model"], Charset(ckpt["charset"]), pre, init_blocks)
 
 
 def _grows(asked: ModelConfig, init: ModelConfig) -> bool:
@@ -179,7 +176,7 @@ def transfer_weights(model: torch.nn.Module, init: InitModel, charset: Charset, 
                    f"its {init.preprocess.height}" if height != init.preprocess.height else "")
     own = model.state_dict()
     weights = init.weights
-    if list(model.blocks) != init.blocks or rnn_hidden(own) != init.rnn_hidden:  # type: ignore[arg-type]
+    if list(model.blocks) != init.blocks or rnn_hidden(own) != rnn_hidden(weights):  # type: ignore[arg-type]
         weights = widen_state_dict(weights, init.blocks, model, seed=seed)
     skipped = []
     for k, v in weights.items():
