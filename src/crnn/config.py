@@ -134,6 +134,9 @@ class AugmentConfig:
     elastic: float = 0.0
     """Max local displacement as a fraction of the image height: a smooth random bend with control points
     every half height, so characters of one line warp differently (handwriting). 0 = off."""
+    stroke: float = 0.0
+    """Max change of stroke width: each image's ink is thickened or thinned by a random share, up to this, of a
+    one-pixel dilation or erosion (pens and writers differ in weight). 0 = off."""
     blur_prob: float = 0.15
     noise_std: float = 0.04
     contrast: float = 0.3
@@ -304,6 +307,7 @@ def validate(cfg: Config) -> Config:
         ("augment.scale", a.scale, 0 <= a.scale < 1, "in [0, 1)"),
         ("augment.translate", a.translate, 0 <= a.translate < 1, "in [0, 1)"),
         ("augment.elastic", a.elastic, 0 <= a.elastic <= 0.5, "in [0, 0.5] (a fraction of the height)"),
+        ("augment.stroke", a.stroke, 0 <= a.stroke <= 1, "in [0, 1] (a share of a one-pixel dilation)"),
         ("augment.blur_prob", a.blur_prob, 0 <= a.blur_prob <= 1, "a probability in [0, 1]"),
         ("augment.noise_std", a.noise_std, 0 <= a.noise_std <= 10, "in [0, 10]"),
         ("augment.contrast", a.contrast, 0 <= a.contrast < 1, "in [0, 1)"),

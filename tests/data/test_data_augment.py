@@ -1,4 +1,4 @@
-"""The batch augmentation: seeded, shape-preserving, and the elastic bend local and bounded."""
+"""The batch augmentation: seeded, shape-preserving, the elastic bend local and bounded, the stroke weight either way."""
 
 import torch
 
@@ -47,3 +47,37 @@ def test_elastic_field_is_smooth_and_bounded_by_the_amount():
     assert (px[:, :, 1:] - px[:, :, :-1]).abs().max() < 0.25 * amount * h
     # and the bend is local: far-apart columns move independently
     assert (px[:, :, :40] - px[:, :, -40:]).abs().max() > 0.5
+
+
+def _bar(dark_ink: bool, b: int = 64):
+    """One horizontal bar of ink, dark on light or light on dark."""
+    bg, ink = (1.0, -1.0) if dark_ink else (-1.0, 1.0)
+    x = torch.full((b, 1, 24, 64), bg)
+    x[:, :, 10:14, 8:56] = ink
+    return x
+
+
+def _ink_mass(x: torch.Tensor, dark_ink: bool) -> torch.Tensor:
+    """How much ink each image holds, 0 for background, 1 for a full ink pixel."""
+    return ((1 - x) / 2 if dark_ink else (x + 1) / 2).sum(dim=(1, 2, 3))
+
+
+def test_stroke_weight_thickens_and_thins_the_ink_whichever_its_polarity():
+    for dark in (True, False):
+        x = _bar(dark)
+        y = augment_batch(x, AugmentConfig(**PLAIN, stroke=1.0), torch.Generator().manual_seed(3))
+        before, after = _ink_mass(x, dark), _ink_mass(y, dark)
+        # a full dilation of a 4x48 bar adds 2x52 + 2x4 = 112 pixels, an erosion removes 2x48 + 2x2 = 100
+        assert (after > before + 5).any() and (after < before - 5).any()
+        assert (after <= before + 112 + 1e-3).all() and (after >= before - 100 - 1e-3).all()
+        # the background far from the bar is never touched
+        assert torch.equal(y[:, :, :8], x[:, :, :8])
+
+
+def test_stroke_weight_is_bounded_by_its_amount_and_seeded():
+    x = _bar(True)
+    cfg = AugmentConfig(**PLAIN, stroke=0.25)
+    a = augment_batch(x, cfg, torch.Generator().manual_seed(4))
+    assert torch.equal(a, augment_batch(x, cfg, torch.Generator().manual_seed(4)))
+    change = (_ink_mass(a, True) - _ink_mass(x, True)).abs()
+    assert change.max() <= 0.25 * 112 + 1e-3 and change.max() > 1

@@ -3,7 +3,7 @@
 Working on the padded float batch (on whichever device trains) keeps augmentation
 out of the per-image Python path: one ``affine_grid``/``grid_sample`` call warps
 every image by its own small rotation, shear, scale and shift (and, if asked, a
-smooth local bend); contrast, brightness, blur, noise and inversion are tensor
+smooth local bend); stroke weight is two 3x3 pooling calls; contrast, brightness, blur, noise and inversion are tensor
 arithmetic.
 """
 
@@ -38,6 +38,27 @@ def _elastic_field(b: int, h: int, w: int, amount: float, g: torch.Generator, de
     return field
 
 
+def _stroke_width(x: torch.Tensor, amount: float, g: torch.Generator) -> torch.Tensor:
+    """Thicken or thin each image's ink by a random share (up to ``amount``) of a 3x3 dilation or erosion.
+
+    The ink is the minority: where an image's mean lies below its median the background is light and the ink
+    dark (printed pages), otherwise the other way round (MNIST's white strokes), so "thicker" means a 3x3
+    minimum filter for the first and a maximum filter for the second. Blending towards the filtered image by
+    a share in (0, amount] changes the weight of a stroke by a fraction of a pixel on each side.
+    """
+    b = x.shape[0]
+    dev = x.device
+    flat = x.flatten(1)
+    dark_ink = (flat.mean(1) < flat.median(1).values).view(b, 1, 1, 1)
+    grown = F.max_pool2d(x, 3, stride=1, padding=1)  # light areas grow
+    shrunk = -F.max_pool2d(-x, 3, stride=1, padding=1)  # dark areas grow
+    thicker = torch.where(dark_ink, shrunk, grown)
+    thinner = torch.where(dark_ink, grown, shrunk)
+    t = _uniform(b, amount, g, dev).view(b, 1, 1, 1).to(x.dtype)
+    target = torch.where(t > 0, thicker, thinner)
+    return x + t.abs() * (target - x)
+
+
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
     """Return a randomly distorted copy of ``x`` (B, C, H, W) in [-1, 1].
 
@@ -66,6 +87,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
     if cfg.elastic > 0:
         grid = grid + _elastic_field(b, h, w, cfg.elastic, g, dev).to(grid.dtype)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if cfg.stroke > 0:
+        x = _stroke_width(x, cfg.stroke, g)
     # Contrast and brightness around each image's mean.
     if cfg.contrast > 0:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
