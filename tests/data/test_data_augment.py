@@ -1,4 +1,4 @@
-"""The batch augmentation: seeded, shape-preserving, the elastic bend local and bounded, the stroke weight either way."""
+"""The batch augmentation: seeded, shape-preserving, the elastic bend local and bounded, stroke weight both ways."""
 
 import torch
 
