@@ -136,7 +136,8 @@ class AugmentConfig:
     every half height, so characters of one line warp differently (handwriting). 0 = off."""
     stroke: float = 0.0
     """Max change of stroke width: each image's ink is thickened or thinned by a random share, up to this, of a
-    one-pixel dilation or erosion (pens and writers differ in weight). 0 = off."""
+    one-pixel dilation or erosion (pens and writers differ in weight). 0 = off: on the handwritten-digit dev split
+    1.0 read 92.0 % against 91.7 % (BENCHMARKS.md), inside the noise, where ``elastic`` gave +2 to +3 points."""
     blur_prob: float = 0.15
     noise_std: float = 0.04
     contrast: float = 0.3
