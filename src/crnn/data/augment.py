@@ -3,8 +3,8 @@
 Working on the padded float batch (on whichever device trains) keeps augmentation
 out of the per-image Python path: one ``affine_grid``/``grid_sample`` call warps
 every image by its own small rotation, shear, scale and shift (and, if asked, a
-smooth local bend); stroke weight is two 3x3 pooling calls; contrast, brightness, blur, noise and inversion are tensor
-arithmetic.
+smooth local bend); stroke weight is two 3x3 pooling calls; contrast, brightness,
+blur, noise and inversion are tensor arithmetic.
 """
 
 from __future__ import annotations
@@ -52,10 +52,9 @@ def _stroke_width(x: torch.Tensor, amount: float, g: torch.Generator) -> torch.T
     dark_ink = (flat.mean(1) < flat.median(1).values).view(b, 1, 1, 1)
     grown = F.max_pool2d(x, 3, stride=1, padding=1)  # light areas grow
     shrunk = -F.max_pool2d(-x, 3, stride=1, padding=1)  # dark areas grow
-    thicker = torch.where(dark_ink, shrunk, grown)
-    thinner = torch.where(dark_ink, grown, shrunk)
     t = _uniform(b, amount, g, dev).view(b, 1, 1, 1).to(x.dtype)
-    target = torch.where(t > 0, thicker, thinner)
+    # the dark areas grow where dark ink thickens (t > 0) or light ink thins (t < 0)
+    target = torch.where((t > 0) == dark_ink, shrunk, grown)
     return x + t.abs() * (target - x)
 
 
